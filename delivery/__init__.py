@@ -1,0 +1,8 @@
+"""TripGen release orchestrator: the Prefect-free core."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("tripgen-release")
+except PackageNotFoundError:  # running from a source tree without install
+    __version__ = "0.0.0"

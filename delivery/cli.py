@@ -1,0 +1,45 @@
+"""`tripgen-release`: the command line of the release orchestrator."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from delivery import __version__
+from delivery.policy.loader import PolicyError, load_policy
+from delivery.policy.summary import render_summary
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="tripgen-release")
+def cli() -> None:
+    """Release TripGen's services to Kubernetes as Prefect flows: gates, staging, approvals,
+    blue-green or canary, the watch and rollback."""
+
+
+@cli.group()
+def policy() -> None:
+    """Inspect release policy files (every threshold, approver and window of a release)."""
+
+
+@policy.command("check")
+@click.argument("file", type=click.Path(dir_okay=False))
+def policy_check(file: str) -> None:
+    """Validate FILE and print a short summary; exit 2 listing every problem when it is invalid."""
+    try:
+        loaded = load_policy(file)
+    except PolicyError as err:
+        click.echo(err.report(), err=True)
+        click.echo(f"{file}: {len(err.problems)} problem(s); fix them and run this check again.", err=True)
+        sys.exit(2)
+    click.echo(render_summary(file, loaded))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="tripgen-release")
+
+
+if __name__ == "__main__":
+    main()

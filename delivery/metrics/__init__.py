@@ -1,0 +1,1 @@
+"""Metrics: the Prometheus HTTP API and the policy's query templates."""

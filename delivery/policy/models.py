@@ -1,0 +1,400 @@
+"""The release policy as pydantic models: every number of SPEC.md, with SPEC values as defaults."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+
+from delivery.policy.default_queries import DEFAULT_QUERIES
+from delivery.units import Duration, parse_duration
+
+
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("must be longer than zero")
+    return value
+
+
+PositiveDuration = Annotated[Duration, AfterValidator(_positive)]
+def _percent(value: float) -> float:
+    if not 0 <= value <= 100:
+        raise ValueError(f"must be between 0 and 100, got {value:g}")
+    return value
+
+
+Percent = Annotated[float, AfterValidator(_percent)]
+Name = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)]
+
+
+def _d(text: str) -> timedelta:
+    return parse_duration(text)
+
+
+class Strict(BaseModel):
+    """Base of every policy section: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- services (SPEC §1, R-BG-5) -------------------------------------------------------
+
+
+class ResourceAmounts(Strict):
+    cpu: str
+    memory: str
+
+
+class Resources(Strict):
+    requests: ResourceAmounts = ResourceAmounts(cpu="500m", memory="1Gi")
+    limits: ResourceAmounts = ResourceAmounts(cpu="2000m", memory="2Gi")
+
+
+class Service(Strict):
+    """One TripGen service: its image, port, health endpoints and production shape."""
+
+    name: Name
+    image_repository: str = Field(default="", description="defaults to the service name")
+    public_path: str = Field(pattern=r"^/")
+    port: int = Field(default=8080, ge=1, le=65535)
+    health_path: str = Field(default="/actuator/health", pattern=r"^/")
+    db_health_path: str = Field(default="/actuator/health/db", pattern=r"^/")
+    replicas: int = Field(default=3, ge=1)
+    resources: Resources = Resources()
+    env: dict[str, str] = {"SPRING_PROFILES_ACTIVE": "production"}
+
+    @property
+    def repository(self) -> str:
+        return self.image_repository or self.name
+
+
+# --- environments and order (R-ENV, R-PAR) --------------------------------------------
+
+
+class Environment(Strict):
+    namespace: Name
+    strategy: Literal["rolling", "blue-green", "canary"]
+    approval: Literal["automatic", "manual"]
+    watch: Duration
+    auto_rollback: bool = True
+
+
+def _default_environments() -> dict[str, Environment]:
+    return {
+        "staging": Environment(namespace="staging", strategy="rolling", approval="automatic", watch=_d("10m")),
+        "production": Environment(namespace="production", strategy="blue-green", approval="manual", watch=_d("30m")),
+        "canary": Environment(namespace="production", strategy="canary", approval="automatic", watch=_d("15m")),
+    }
+
+
+class DeploymentGroup(Strict):
+    name: Name
+    services: list[str] = Field(min_length=1)
+
+
+class DeploymentOrder(Strict):
+    """R-PAR: migrations first, then groups in order, at most `max_concurrent` at once."""
+
+    migrations_first: bool = True
+    max_concurrent: int = Field(default=2, ge=1)
+    limit_per_deployment: ResourceAmounts = ResourceAmounts(cpu="4", memory="8Gi")
+    groups: list[DeploymentGroup] = [
+        DeploymentGroup(name="independent", services=["user-service", "location-service"]),
+        DeploymentGroup(name="trips", services=["trip-service"]),
+        DeploymentGroup(name="ai", services=["ai-service"]),
+    ]
+
+
+# --- quality gates (R-GATE, R-SEC-1) --------------------------------------------------
+
+OnFailure = Literal["stop", "security-review", "performance-review", "warn"]
+
+
+class Gate(Strict):
+    required: bool = True
+    on_failure: OnFailure = "stop"
+    report: str = Field(default="", description="path or URL template; {tag} and {service} are filled in")
+
+
+class UnitTestGate(Gate):
+    min_coverage_percent: Percent = 80
+    report: str = "reports/{tag}/coverage.xml"
+
+
+class IntegrationTestGate(Gate):
+    min_pass_percent: Percent = 100
+    report: str = "reports/{tag}/integration-tests.xml"
+
+
+class SecurityScanGate(Gate):
+    on_failure: OnFailure = "security-review"
+    max_critical: int = Field(default=0, ge=0)
+    max_high: int | None = Field(default=None, ge=0, description="None: HIGH findings are reported, not gating")
+    report: str = "reports/{tag}/trivy-{service}.json"
+
+
+class PerformanceGate(Gate):
+    on_failure: OnFailure = "performance-review"
+    max_deviation_percent: Percent = 10
+    report: str = "reports/{tag}/k6-summary.json"
+    baseline: str = "reports/baseline/k6-summary.json"
+
+
+class CodeQualityGate(Gate):
+    required: bool = False
+    on_failure: OnFailure = "warn"
+    min_grade: Literal["A", "B", "C", "D", "E"] = "A"
+    sonarqube_url: str = "https://sonarqube.tripgen.com"
+    project_key: str = "tripgen"
+
+
+class QualityGates(Strict):
+    unit_tests: UnitTestGate = UnitTestGate()
+    integration_tests: IntegrationTestGate = IntegrationTestGate()
+    security_scan: SecurityScanGate = SecurityScanGate()
+    performance: PerformanceGate = PerformanceGate()
+    code_quality: CodeQualityGate = CodeQualityGate()
+
+
+# --- validation, blue-green, watch (R-VAL, R-BG, R-MON, R-INC) ------------------------
+
+
+class Validation(Strict):
+    rollout_timeout: PositiveDuration = _d("300s")
+    health_attempts: int = Field(default=5, ge=1)
+    health_retry_interval: Duration = _d("10s")
+    response_time_path: str = Field(default="/api/trips", pattern=r"^/")
+    max_response_time: PositiveDuration = _d("2s")
+    db_health_service: str = "trip-service"
+
+
+class BlueGreen(Strict):
+    ready_timeout: PositiveDuration = _d("300s")
+    validation_host: str = "validation.tripgen.com"
+    max_error_rate_percent: Percent = 0.5
+    max_response_time: PositiveDuration = _d("10s")
+    old_color_grace: Duration = _d("5m")
+    notify: list[Literal["teams", "pagerduty", "slack"]] = ["teams", "pagerduty"]
+
+
+class Watch(Strict):
+    """R-MON: how the post-switch watch reads metrics and what it does about them."""
+
+    interval: PositiveDuration = _d("60s")
+    query_window: PositiveDuration = _d("5m")
+    alert_error_rate_percent: Percent = 1
+    emergency_rollback_error_rate_percent: Percent = 5
+    error_rate_metric: str = "error-rate-5xx"
+    response_time_metric: str = "response-time-p95"
+    tolerated_failed_checks: int = Field(default=0, ge=0)
+
+
+# --- canary (R-CAN) -------------------------------------------------------------------
+
+
+class CanaryStage(Strict):
+    weight: Percent
+    observe: PositiveDuration
+    max_error_rate_percent: Percent = 0.1
+    pause_before: bool = False
+
+
+class AnalysisMetric(Strict):
+    """A Flagger-style check: a template evaluated every interval against min and/or max."""
+
+    name: Name
+    template: str
+    interval: PositiveDuration = _d("1m")
+    min: float | None = None
+    max: float | None = None
+    dry_run: bool = False
+
+
+class Analysis(Strict):
+    """R-CAN-3, Flagger's model: step up to maxWeight, roll back after `threshold` failed checks."""
+
+    interval: PositiveDuration = _d("1m")
+    threshold: int = Field(default=5, ge=1)
+    max_weight: Percent = 50
+    step_weight: Percent = 10
+    progress_deadline: PositiveDuration = _d("60s")
+    metrics: list[AnalysisMetric] = [
+        AnalysisMetric(name="request-success-rate", template="request-success-rate", min=99),
+        AnalysisMetric(name="request-duration", template="request-duration", max=500),
+    ]
+
+
+def _default_stages() -> list[CanaryStage]:
+    return [
+        CanaryStage(weight=5, observe=_d("10m")),
+        CanaryStage(weight=25, observe=_d("15m")),
+        CanaryStage(weight=50, observe=_d("20m")),
+        CanaryStage(weight=100, observe=_d("30m")),
+    ]
+
+
+class Canary(Strict):
+    progression: Literal["stages", "analysis"] = "stages"
+    header_name: str = "canary"
+    header_value: str = "true"
+    stages: list[CanaryStage] = Field(default_factory=_default_stages, min_length=1)
+    analysis: Analysis = Analysis()
+    judge: Literal["threshold", "statistical"] = "threshold"
+    on_inconclusive: Literal["fail", "pause"] = "fail"
+    abort_error_rate_percent: Percent = 1
+    log_retention: PositiveDuration = _d("30d")
+    notify: list[Literal["slack", "teams", "pagerduty"]] = ["slack"]
+
+
+# --- approvals and sync window (R-SEC-3, R-RB, R-GITOPS-2) ----------------------------
+
+
+class ApprovalRule(Strict):
+    approvers: int = Field(ge=1)
+    groups: list[str] = Field(min_length=1)
+
+
+class HotfixRule(ApprovalRule):
+    auto_approve_security_patch: bool = True
+    auto_approve_critical_severity: bool = True
+
+
+class Approvals(Strict):
+    groups: dict[str, list[str]] = {
+        "developers": ["dev.kim", "dev.park"],
+        "tech-leads": ["lead.choi", "lead.jung"],
+        "devops-team": ["ops.lee", "ops.kang"],
+        "security-team": ["sec.yoon"],
+    }
+    staging: ApprovalRule = ApprovalRule(approvers=1, groups=["developers"])
+    production: ApprovalRule = ApprovalRule(approvers=2, groups=["tech-leads", "devops-team"])
+    emergency_override: ApprovalRule = ApprovalRule(approvers=1, groups=["security-team"])
+    hotfix: HotfixRule = HotfixRule(approvers=1, groups=["tech-leads"])
+    rollback: ApprovalRule = ApprovalRule(approvers=1, groups=["devops-team", "tech-leads"])
+    initiator_may_approve: bool = False
+    timeout: PositiveDuration = _d("24h")
+
+
+class SyncWindow(Strict):
+    """R-GITOPS-2: production changes start only when a window opened by `schedule` is still open."""
+
+    kind: Literal["allow"] = "allow"
+    schedule: str = "0 2 * * 1-5"
+    duration: PositiveDuration = _d("2h")
+    timezone: str = "Asia/Seoul"
+    applications: list[str] = ["tripgen-prod"]
+
+
+# --- alerting and KPIs (R-ALERT, R-KPI) -----------------------------------------------
+
+Channel = Literal["pagerduty", "sms", "slack", "email", "teams"]
+
+
+class AlertRoute(Strict):
+    channels: list[Channel] = Field(min_length=1)
+    response_time: Duration
+    escalate_after: PositiveDuration
+    escalate_to: str
+
+
+def _default_routes() -> dict[str, AlertRoute]:
+    return {
+        "critical": AlertRoute(channels=["pagerduty", "sms"], response_time=_d("0s"), escalate_after=_d("5m"), escalate_to="team-lead"),
+        "high": AlertRoute(channels=["slack", "email"], response_time=_d("5m"), escalate_after=_d("15m"), escalate_to="next-level"),
+        "medium": AlertRoute(channels=["slack"], response_time=_d("15m"), escalate_after=_d("1h"), escalate_to="manager"),
+        "low": AlertRoute(channels=["email"], response_time=_d("1h"), escalate_after=_d("24h"), escalate_to="weekly-report"),
+    }
+
+
+class KpiTargets(Strict):
+    deployments_per_week: float = Field(default=1, ge=0)
+    success_rate_percent: Percent = 98
+    mean_deployment_time: PositiveDuration = _d("20m")
+    max_rollback_rate_percent: Percent = 5
+    mttr: PositiveDuration = _d("15m")
+
+
+class Kpi(Strict):
+    """R-KPI alert thresholds and targets."""
+
+    min_deployment_success_rate_percent: Percent = 95
+    max_rollbacks_per_day: int = Field(default=2, ge=0)
+    max_deployment_duration: PositiveDuration = _d("30m")
+    max_canary_error_rate_percent: Percent = 0.5
+    max_blue_green_switch_time: PositiveDuration = _d("5m")
+    targets: KpiTargets = KpiTargets()
+
+
+# --- metrics ----------------------------------------------------------------------------
+
+
+class MetricTemplate(Strict):
+    """A PromQL query with `{{ namespace }}`, `{{ service }}`, `{{ target }}`, `{{ version }}`, `{{ interval }}`."""
+
+    query: str = Field(min_length=1)
+    unit: Literal["percent", "ms", "seconds", "count", "ratio"]
+
+
+def _default_templates() -> dict[str, MetricTemplate]:
+    return {name: MetricTemplate(query=query, unit=unit) for name, (query, unit) in DEFAULT_QUERIES.items()}
+
+
+class Prometheus(Strict):
+    url: str = Field(default="http://prometheus.istio-system:9090", pattern=r"^https?://")
+    timeout: PositiveDuration = _d("10s")
+    retries: int = Field(default=3, ge=0)
+
+
+class Compliance(Strict):
+    audit_retention: PositiveDuration = _d("2557d")
+    secret_rotation: PositiveDuration = _d("90d")
+
+
+# --- the whole policy -------------------------------------------------------------------
+
+
+def _default_services() -> list[Service]:
+    return [
+        Service(name="user-service", public_path="/api/users"),
+        Service(name="trip-service", public_path="/api/trips"),
+        Service(name="ai-service", public_path="/api/ai"),
+        Service(name="location-service", public_path="/api/locations"),
+    ]
+
+
+class Policy(Strict):
+    """Everything a release, a rollback and the watch decide by."""
+
+    registry: str = "acrtrpgenprod.azurecr.io"
+    prometheus: Prometheus = Prometheus()
+    services: list[Service] = Field(default_factory=_default_services, min_length=1)
+    environments: dict[str, Environment] = Field(default_factory=_default_environments)
+    deployment_order: DeploymentOrder = DeploymentOrder()
+    quality_gates: QualityGates = QualityGates()
+    validation: Validation = Validation()
+    blue_green: BlueGreen = BlueGreen()
+    watch: Watch = Watch()
+    canary: Canary = Canary()
+    approvals: Approvals = Approvals()
+    sync_window: SyncWindow = SyncWindow()
+    alerting: dict[Literal["critical", "high", "medium", "low"], AlertRoute] = Field(default_factory=_default_routes)
+    kpi: Kpi = Kpi()
+    compliance: Compliance = Compliance()
+    metric_templates: dict[str, MetricTemplate] = Field(default_factory=_default_templates)
+
+    @field_validator("metric_templates", mode="before")
+    @classmethod
+    def _keep_shipped_templates(cls, value: object) -> object:
+        """Templates written in the file add to the shipped ones, or replace them by name."""
+        return {**_default_templates(), **value} if isinstance(value, dict) else value
+
+    def service(self, name: str) -> Service:
+        """The service called `name`; KeyError names the known ones."""
+        for svc in self.services:
+            if svc.name == name:
+                return svc
+        raise KeyError(f"unknown service '{name}' (known: {', '.join(s.name for s in self.services)})")
+
+    def environment(self, name: str) -> Environment:
+        return self.environments[name]

@@ -1,0 +1,140 @@
+"""A short human summary of a policy: the numbers a release manager checks before a release."""
+
+from __future__ import annotations
+
+from delivery.policy.models import Gate, Policy
+from delivery.policy.window import describe_window
+from delivery.units import format_duration as fd
+
+
+def summarize(policy: Policy) -> list[tuple[str, str]]:
+    """(topic, line) pairs, in the order a release runs."""
+    return [
+        ("services", _services(policy)),
+        ("order", _order(policy)),
+        ("environments", _environments(policy)),
+        ("quality gates", _gates(policy)),
+        ("validation", _validation(policy)),
+        ("blue-green", _blue_green(policy)),
+        ("canary", _canary(policy)),
+        ("approvals", _approvals(policy)),
+        ("sync window", describe_window(policy.sync_window)),
+        ("alerting", _alerting(policy)),
+        ("kpi", _kpi(policy)),
+        ("metrics", f"Prometheus {policy.prometheus.url}; templates {', '.join(sorted(policy.metric_templates))}"),
+    ]
+
+
+def render_summary(source: str, policy: Policy) -> str:
+    """The summary as aligned text, headed by the file it came from."""
+    rows = summarize(policy)
+    width = max(len(topic) for topic, _ in rows)
+    return "\n".join([f"{source}: valid", *(f"  {topic:<{width}}  {line}" for topic, line in rows)])
+
+
+def _services(p: Policy) -> str:
+    names = ", ".join(s.name for s in p.services)
+    first = p.services[0]
+    shape = (
+        f"{first.replicas} replicas, cpu {first.resources.requests.cpu}/{first.resources.limits.cpu}, "
+        f"memory {first.resources.requests.memory}/{first.resources.limits.memory}"
+    )
+    return f"{names} from {p.registry} ({shape})"
+
+
+def _order(p: Policy) -> str:
+    steps = ["database migrations"] if p.deployment_order.migrations_first else []
+    steps += [", ".join(g.services) for g in p.deployment_order.groups]
+    limit = p.deployment_order.limit_per_deployment
+    return " -> ".join(steps) + f"; max {p.deployment_order.max_concurrent} concurrent, each {limit.cpu} CPU / {limit.memory}"
+
+
+def _environments(p: Policy) -> str:
+    return "; ".join(
+        f"{name} ({e.namespace}): {e.strategy}, {e.approval} approval, watch {fd(e.watch)}, "
+        f"auto rollback {'on' if e.auto_rollback else 'off'}"
+        for name, e in p.environments.items()
+    )
+
+
+def _gate(label: str, gate: Gate) -> str:
+    kind = "required" if gate.required else "recommended"
+    return f"{label} ({kind}, on failure {gate.on_failure})"
+
+
+def _gates(p: Policy) -> str:
+    g = p.quality_gates
+    high = "" if g.security_scan.max_high is None else f", <= {g.security_scan.max_high} high"
+    return "; ".join(
+        [
+            _gate(f"coverage >= {g.unit_tests.min_coverage_percent:g}%", g.unit_tests),
+            _gate(f"integration tests {g.integration_tests.min_pass_percent:g}% pass", g.integration_tests),
+            _gate(f"{g.security_scan.max_critical} critical vulnerabilities{high}", g.security_scan),
+            _gate(f"performance within ±{g.performance.max_deviation_percent:g}% of baseline", g.performance),
+            _gate(f"SonarQube grade {g.code_quality.min_grade}", g.code_quality),
+        ]
+    )
+
+
+def _validation(p: Policy) -> str:
+    v = p.validation
+    return (
+        f"rollout timeout {fd(v.rollout_timeout)}; health {v.health_attempts} tries {fd(v.health_retry_interval)} apart; "
+        f"GET {v.response_time_path} <= {fd(v.max_response_time)}; DB health from {v.db_health_service}"
+    )
+
+
+def _blue_green(p: Policy) -> str:
+    b, w = p.blue_green, p.watch
+    production = p.environments.get("production")
+    watch = f"watch {fd(production.watch)} " if production else "watch "
+    return (
+        f"roll back when error rate > {b.max_error_rate_percent:g}% or response time > {fd(b.max_response_time)}; "
+        f"{watch}every {fd(w.interval)}; alert > {w.alert_error_rate_percent:g}%, "
+        f"emergency rollback > {w.emergency_rollback_error_rate_percent:g}%; green ready within {fd(b.ready_timeout)}; "
+        f"old color removed {fd(b.old_color_grace)} after the watch; notify {', '.join(b.notify)}"
+    )
+
+
+def _canary(p: Policy) -> str:
+    c, a = p.canary, p.canary.analysis
+    stages = " -> ".join(f"{s.weight:g}% ({fd(s.observe)})" for s in c.stages)
+    limits = {f"{s.max_error_rate_percent:g}%" for s in c.stages}
+    checks = ", ".join(
+        f"{m.name}" + (f" >= {m.min:g}" if m.min is not None else "") + (f" <= {m.max:g}" if m.max is not None else "")
+        for m in a.metrics
+    )
+    return (
+        f"stages {stages} while error rate < {'/'.join(sorted(limits))}; "
+        f"analysis: step {a.step_weight:g}% to {a.max_weight:g}% every {fd(a.interval)}, "
+        f"rollback after {a.threshold} failed checks ({checks}), progress deadline {fd(a.progress_deadline)}; "
+        f"progression '{c.progression}', judge '{c.judge}'; abort > {c.abort_error_rate_percent:g}%"
+    )
+
+
+def _approvals(p: Policy) -> str:
+    a = p.approvals
+    rule = lambda r: f"{r.approvers} of {', '.join(r.groups)}"  # noqa: E731
+    auto = [k for k, on in (("security patch", a.hotfix.auto_approve_security_patch), ("critical", a.hotfix.auto_approve_critical_severity)) if on]
+    return (
+        f"production: {rule(a.production)}; staging: {rule(a.staging)}; hotfix: {rule(a.hotfix)}"
+        + (f" (automatic when {' or '.join(auto)})" if auto else "")
+        + f"; emergency override: {rule(a.emergency_override)}; rollback: {rule(a.rollback)}; "
+        f"initiator may {'' if a.initiator_may_approve else 'not '}approve; timeout {fd(a.timeout)}"
+    )
+
+
+def _alerting(p: Policy) -> str:
+    return "; ".join(
+        f"{sev}: {'+'.join(r.channels)}, escalate to {r.escalate_to} after {fd(r.escalate_after)}"
+        for sev, r in p.alerting.items()
+    )
+
+
+def _kpi(p: Policy) -> str:
+    k = p.kpi
+    return (
+        f"alert when success rate < {k.min_deployment_success_rate_percent:g}%, rollbacks > {k.max_rollbacks_per_day}/day, "
+        f"duration > {fd(k.max_deployment_duration)}, canary error rate > {k.max_canary_error_rate_percent:g}%, "
+        f"blue-green switch > {fd(k.max_blue_green_switch_time)}"
+    )

@@ -1,0 +1,92 @@
+"""How each simulated image version behaves: readiness, error rate, latency, DB health."""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True)
+class VersionBehavior:
+    """What pods running one image tag do when they start and take traffic."""
+
+    becomes_ready: bool = True
+    error_rate: float = 0.0005  # fraction of requests answered 5xx
+    latency_p50_ms: float = 40.0
+    latency_p95_ms: float = 120.0
+    db_healthy: bool = True
+
+
+@dataclass(frozen=True)
+class BehaviorRule:
+    """A glob on the image tag (`*-faulty`) and the behavior it gives."""
+
+    tag_glob: str
+    behavior: VersionBehavior
+
+
+DEFAULT_RULES: tuple[BehaviorRule, ...] = (
+    BehaviorRule("*-broken", VersionBehavior(becomes_ready=False)),
+    BehaviorRule("*-faulty", VersionBehavior(error_rate=0.05)),
+    BehaviorRule("*-slow", VersionBehavior(latency_p50_ms=900.0, latency_p95_ms=1500.0)),
+    BehaviorRule("*", VersionBehavior()),
+)
+
+
+def manifest_digest(repository: str, tag: str) -> str:
+    """The stable digest the sandbox registry gives `repository:tag`."""
+    return "sha256:" + hashlib.sha256(f"{repository}:{tag}".encode()).hexdigest()
+
+
+def split_image(image: str) -> tuple[str, str | None, str | None]:
+    """Split `repo[:tag][@digest]` into (repository, tag, digest)."""
+    rest, _, digest = image.partition("@")
+    slash = rest.rfind("/")
+    colon = rest.rfind(":")
+    if colon > slash:
+        return rest[:colon], rest[colon + 1 :], digest or None
+    return rest, None, digest or None
+
+
+class BehaviorBook:
+    """Resolves an image (by tag or by digest) to its behavior; faults override rules."""
+
+    def __init__(self, rules: tuple[BehaviorRule, ...] = DEFAULT_RULES) -> None:
+        self.rules = rules
+        self._tags_by_digest: dict[str, tuple[str, str]] = {}
+        self._overrides: dict[str, dict[str, object]] = {}
+
+    def know(self, repository: str, tag: str) -> str:
+        """Register `repository:tag` as pushed; returns its digest."""
+        digest = manifest_digest(repository, tag)
+        self._tags_by_digest[digest] = (repository, tag)
+        return digest
+
+    def digest_of(self, repository: str, tag: str) -> str | None:
+        """The digest of a known image, or None when the registry never saw it."""
+        digest = manifest_digest(repository, tag)
+        return digest if digest in self._tags_by_digest else None
+
+    def tag_of(self, image: str) -> str | None:
+        """The tag an image reference runs, resolving `@sha256:` through known digests."""
+        _, tag, digest = split_image(image)
+        if digest:
+            known = self._tags_by_digest.get(digest)
+            return known[1] if known else tag
+        return tag
+
+    def override(self, tag: str, **fields: object) -> None:
+        """Set a run-time fault on one tag (e.g. `error_rate=0.2`); merged over the rules."""
+        self._overrides.setdefault(tag, {}).update(fields)
+
+    def clear_overrides(self) -> None:
+        """Drop every run-time fault."""
+        self._overrides.clear()
+
+    def for_image(self, image: str) -> VersionBehavior:
+        """The behavior of pods running `image`."""
+        tag = self.tag_of(image) or "latest"
+        base = next(r.behavior for r in self.rules if fnmatch.fnmatchcase(tag, r.tag_glob))
+        fields = self._overrides.get(tag)
+        return replace(base, **fields) if fields else base

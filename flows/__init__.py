@@ -1,0 +1,1 @@
+"""Prefect flows: the release runbooks as DAGs of tasks."""

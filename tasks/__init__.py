@@ -1,0 +1,1 @@
+"""Prefect tasks: one step a person would name each, retries set here."""

@@ -1,0 +1,130 @@
+"""Each broken policy exits 2 and names the problem by its path in the file."""
+
+import copy
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from delivery.cli import cli
+from tests.conftest import REPO
+
+BASE = yaml.safe_load((REPO / "policies" / "tripgen.yaml").read_text())
+
+
+def _run_check(tmp_path, data=None, text=None):
+    path = tmp_path / "policy.yaml"
+    path.write_text(text if text is not None else yaml.safe_dump(data, sort_keys=False))
+    return CliRunner().invoke(cli, ["policy", "check", str(path)])
+
+
+def _broken(change):
+    data = copy.deepcopy(BASE)
+    change(data)
+    return data
+
+
+CASES = {
+    "wrong type": (
+        lambda d: d["services"][0].update(replicas="three"),
+        "services[0].replicas: must be a valid integer",
+    ),
+    "negative duration": (
+        lambda d: d["watch"].update(interval="-5s"),
+        "watch.interval: must not be negative",
+    ),
+    "not a duration": (
+        lambda d: d["approvals"].update(timeout="one day"),
+        "approvals.timeout: 'one day' is not a duration",
+    ),
+    "zero duration": (
+        lambda d: d["canary"]["analysis"].update(interval="0s"),
+        "canary.analysis.interval: must be longer than zero",
+    ),
+    "weight over 100": (
+        lambda d: d["canary"]["stages"][2].update(weight=150),
+        "canary.stages[2].weight: must be between 0 and 100, got 150",
+    ),
+    "unknown service in a group": (
+        lambda d: d["deployment_order"]["groups"][1]["services"].append("payment-service"),
+        "deployment_order.groups[1].services[1]: unknown service 'payment-service'",
+    ),
+    "service in two groups": (
+        lambda d: d["deployment_order"]["groups"][2]["services"].append("user-service"),
+        "deployment_order.groups[2].services[1]: 'user-service' is already in group 'independent'",
+    ),
+    "service in no group": (
+        lambda d: d["deployment_order"]["groups"].pop(),
+        "services[2].name: 'ai-service' is in no deployment group",
+    ),
+    "unknown key": (
+        lambda d: d["canary"]["analysis"].update(treshold=3),
+        "canary.analysis.treshold: unknown key 'treshold': did you mean 'threshold'?",
+    ),
+    "more approvers than members": (
+        lambda d: d["approvals"]["groups"].update({"tech-leads": ["lead.choi"], "devops-team": []}),
+        "approvals.production.approvers: needs 2 approvers but tech-leads, devops-team have only 1 member(s)",
+    ),
+    "unknown approver group": (
+        lambda d: d["approvals"]["hotfix"].update(groups=["release-team"]),
+        "approvals.hotfix.groups[0]: unknown group 'release-team'",
+    ),
+    "stages not increasing": (
+        lambda d: d["canary"]["stages"][1].update(weight=5),
+        "canary.stages[1].weight: must be greater than the previous stage's 5",
+    ),
+    "bad cron": (
+        lambda d: d["sync_window"].update(schedule="every monday"),
+        "sync_window.schedule: 'every monday' is not a cron expression",
+    ),
+    "bad time zone": (
+        lambda d: d["sync_window"].update(timezone="Korea/Nowhere"),
+        "sync_window.timezone: unknown time zone 'Korea/Nowhere'",
+    ),
+    "unknown template variable": (
+        lambda d: d.update(metric_templates={"odd": {"query": "up{job=\"{{ job }}\"}", "unit": "count"}}),
+        "metric_templates.odd.query: unknown variable(s) job",
+    ),
+    "unknown strategy": (
+        lambda d: d["environments"]["production"].update(strategy="big-bang"),
+        "environments.production.strategy: must be 'rolling', 'blue-green' or 'canary', got 'big-bang'",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", CASES, ids=list(CASES))
+def test_broken_policy_exits_2_naming_the_path(tmp_path, case):
+    change, expected = CASES[case]
+    result = _run_check(tmp_path, _broken(change))
+    assert result.exit_code == 2, result.output
+    assert expected in result.output
+
+
+def test_problems_carry_line_numbers(tmp_path):
+    text = (REPO / "policies" / "tripgen.yaml").read_text().replace("max_weight: 50", "max_weight: 500")
+    result = _run_check(tmp_path, text=text)
+    line = next(i for i, row in enumerate(text.splitlines(), 1) if "max_weight: 500" in row)
+    assert f"policy.yaml:{line}: canary.analysis.max_weight: must be between 0 and 100" in result.output
+
+
+def test_every_problem_is_listed_not_just_the_first(tmp_path):
+    def two_problems(d):
+        d["services"][0].update(port=0)
+        d["kpi"].update(max_rollbacks_per_day=-1)
+
+    result = _run_check(tmp_path, _broken(two_problems))
+    assert result.exit_code == 2
+    assert "services[0].port" in result.output and "kpi.max_rollbacks_per_day" in result.output
+    assert "2 problem(s)" in result.output
+
+
+def test_invalid_yaml_and_missing_file(tmp_path):
+    result = _run_check(tmp_path, text="canary: [unclosed")
+    assert result.exit_code == 2 and "not valid YAML" in result.output
+    result = CliRunner().invoke(cli, ["policy", "check", str(tmp_path / "absent.yaml")])
+    assert result.exit_code == 2 and "cannot read the file" in result.output
+
+
+def test_usage_errors_exit_2():
+    assert CliRunner().invoke(cli, ["policy", "check"]).exit_code == 2
+    assert CliRunner().invoke(cli, ["no-such-command"]).exit_code == 2
