@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 from dataclasses import dataclass, replace
+
+from delivery.sandbox.images import manifest_digest
 
 
 @dataclass(frozen=True)
@@ -34,11 +35,6 @@ DEFAULT_RULES: tuple[BehaviorRule, ...] = (
 )
 
 
-def manifest_digest(repository: str, tag: str) -> str:
-    """The stable digest the sandbox registry gives `repository:tag`."""
-    return "sha256:" + hashlib.sha256(f"{repository}:{tag}".encode()).hexdigest()
-
-
 def split_image(image: str) -> tuple[str, str | None, str | None]:
     """Split `repo[:tag][@digest]` into (repository, tag, digest)."""
     rest, _, digest = image.partition("@")
@@ -63,10 +59,15 @@ class BehaviorBook:
         self._tags_by_digest[digest] = (repository, tag)
         return digest
 
-    def digest_of(self, repository: str, tag: str) -> str | None:
-        """The digest of a known image, or None when the registry never saw it."""
-        digest = manifest_digest(repository, tag)
-        return digest if digest in self._tags_by_digest else None
+    def image_by_reference(self, repository: str, reference: str) -> tuple[str, str] | None:
+        """(repository, tag) of a known image named by tag or by digest, else None."""
+        if reference.startswith("sha256:"):
+            known = self._tags_by_digest.get(reference)
+            return known if known and known[0] == repository else None
+        return (repository, reference) if manifest_digest(repository, reference) in self._tags_by_digest else None
+
+    def knows_repository(self, repository: str) -> bool:
+        return any(repo == repository for repo, _ in self._tags_by_digest.values())
 
     def tag_of(self, image: str) -> str | None:
         """The tag an image reference runs, resolving `@sha256:` through known digests."""

@@ -1,0 +1,88 @@
+"""Connecting to a cluster (kubeconfig or in-cluster) and calling it with retries."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import urllib3
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+T = TypeVar("T")
+
+TRANSIENT_STATUS = {429, 500, 502, 503, 504}
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How transient API failures are retried: attempts and exponential backoff with jitter."""
+
+    attempts: int = 6
+    base_delay: float = 0.2
+    max_delay: float = 5.0
+
+
+@dataclass
+class KubeConnection:
+    """An API client plus the retry policy every call goes through."""
+
+    api: client.ApiClient
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    sleep: Callable[[float], None] = time.sleep
+
+    @property
+    def core(self) -> client.CoreV1Api:
+        return client.CoreV1Api(self.api)
+
+    @property
+    def apps(self) -> client.AppsV1Api:
+        return client.AppsV1Api(self.api)
+
+    @property
+    def custom(self) -> client.CustomObjectsApi:
+        return client.CustomObjectsApi(self.api)
+
+    def call(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
+        """Call an API method, retrying 429 (honouring Retry-After), 5xx, resets and timeouts."""
+        for attempt in range(1, self.retry.attempts + 1):
+            try:
+                return fn(*args, **kwargs)
+            except ApiException as err:
+                if err.status not in TRANSIENT_STATUS or attempt == self.retry.attempts:
+                    raise
+                self.sleep(self._delay(attempt, _retry_after(err)))
+            except (urllib3.exceptions.ProtocolError, urllib3.exceptions.TimeoutError,
+                    urllib3.exceptions.MaxRetryError, ConnectionError):
+                if attempt == self.retry.attempts:
+                    raise
+                self.sleep(self._delay(attempt, None))
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, self.retry.max_delay * 4)
+        backoff = min(self.retry.base_delay * 2 ** (attempt - 1), self.retry.max_delay)
+        return backoff * random.uniform(0.5, 1.0)
+
+
+def _retry_after(err: ApiException) -> float | None:
+    value = (err.headers or {}).get("Retry-After")
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def connect(kubeconfig: str | None = None, context: str | None = None, retry: RetryPolicy | None = None) -> KubeConnection:
+    """A connection from a kubeconfig file (and context), or in-cluster when no file is given."""
+    configuration = client.Configuration()
+    if kubeconfig:
+        config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=configuration)
+    else:
+        config.load_incluster_config(client_configuration=configuration)
+    configuration.retries = False  # our own retry loop decides; urllib3 must not retry writes behind it
+    return KubeConnection(client.ApiClient(configuration), retry or RetryPolicy())
