@@ -7,6 +7,7 @@ import sys
 import click
 
 from delivery import __version__
+from delivery.audit import verify
 from delivery.policy.loader import PolicyError, load_policy
 from delivery.policy.summary import render_summary
 
@@ -34,6 +35,23 @@ def policy_check(file: str) -> None:
         click.echo(f"{file}: {len(err.problems)} problem(s); fix them and run this check again.", err=True)
         sys.exit(2)
     click.echo(render_summary(file, loaded))
+
+
+@cli.group()
+def audit() -> None:
+    """Inspect the append-only audit log of releases, approvals, switches and rollbacks."""
+
+
+@audit.command("verify")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+def audit_verify(file: str) -> None:
+    """Check the hash chain of FILE; exit 1 naming the first broken line."""
+    result = verify(file)
+    if result.intact:
+        click.echo(f"{file}: {result.records} records, hash chain intact")
+        return
+    click.echo(f"{file}:{result.broken_line}: {result.problem} ({result.records} records before it are intact)", err=True)
+    sys.exit(1)
 
 
 def main() -> None:

@@ -1,0 +1,112 @@
+"""The append-only audit log (R-AUDIT): JSON lines, each holding its own SHA-256 and its predecessor's."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+GENESIS = "0" * 64
+EVENTS = frozenset(
+    {
+        "deployment_initiated",
+        "gate_failed",
+        "approval_granted",
+        "approval_refused",
+        "approval_rejected",
+        "traffic_switched",
+        "rollback_executed",
+        "canary_promoted",
+        "canary_aborted",
+        "deployment_completed",
+        "deployment_failed",
+    }
+)
+
+
+def _digest(record: dict) -> str:
+    body = {k: v for k, v in record.items() if k != "sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+class AuditLog:
+    """Appends events to a JSON-lines file; a file lock keeps concurrent writers in one chain."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def append(self, event: str, actor: str, release: str, **details: object) -> dict:
+        """Record `event` by `actor` for `release` (a tag); returns the record as written."""
+        if event not in EVENTS:
+            raise ValueError(f"unknown audit event '{event}' (known: {', '.join(sorted(EVENTS))})")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a+b") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                previous = _last_record(handle)
+                record = {
+                    "seq": previous["seq"] + 1 if previous else 1,
+                    "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+                    "event": event,
+                    "actor": actor,
+                    "release": release,
+                    "details": details,
+                    "prev_sha256": previous["sha256"] if previous else GENESIS,
+                }
+                record["sha256"] = _digest(record)
+                handle.write(json.dumps(record, sort_keys=True).encode() + b"\n")
+                handle.flush()
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+        return record
+
+    def records(self) -> list[dict]:
+        """Every record, oldest first (unverified: call `verify` for that)."""
+        if not self.path.exists():
+            return []
+        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+
+
+def _last_record(handle) -> dict | None:
+    handle.seek(0)
+    last = None
+    for line in handle:
+        if line.strip():
+            last = line
+    return json.loads(last) if last else None
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The outcome of checking a log: how many records, and the first broken line if any."""
+
+    records: int
+    broken_line: int | None = None
+    problem: str = ""
+
+    @property
+    def intact(self) -> bool:
+        return self.broken_line is None
+
+
+def verify(path: str | Path) -> Verification:
+    """Check every line's own hash and its link to the line before; name the first that fails."""
+    previous_hash, count = GENESIS, 0
+    for number, line in enumerate(Path(path).read_bytes().split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            stated = record["sha256"]
+            linked = record["prev_sha256"]
+        except (ValueError, KeyError, TypeError):
+            return Verification(count, number, "not an audit record (unreadable JSON or missing hashes)")
+        if _digest(record) != stated:
+            return Verification(count, number, "content does not match its sha256: the line was changed")
+        if linked != previous_hash:
+            return Verification(count, number, "prev_sha256 does not match the line before: a line was removed, added or reordered")
+        previous_hash, count = stated, count + 1
+    return Verification(count)

@@ -1,0 +1,143 @@
+"""The sandbox's control endpoint: inject faults, push images, steer the load, expose telemetry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pydantic import Field, ValidationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from delivery.policy.models import Percent, Strict
+from delivery.sandbox.behavior import BehaviorBook
+
+
+class VersionFault(Strict):
+    """A run-time change to how one tag behaves."""
+
+    error_rate_percent: Percent | None = None
+    latency_p50_ms: float | None = Field(default=None, gt=0)
+    latency_p95_ms: float | None = Field(default=None, gt=0)
+    db_healthy: bool | None = None
+    becomes_ready: bool | None = None
+
+
+class FaultRequest(Strict):
+    """`PATCH /faults`: only the fields given change."""
+
+    api_error_percent: Percent | None = None
+    api_throttle_percent: Percent | None = None
+    api_latency_ms: float | None = Field(default=None, ge=0)
+    prometheus_down: bool | None = None
+    versions: dict[str, VersionFault] = {}
+
+
+class ImagePush(Strict):
+    repository: str = Field(min_length=1)
+    tag: str = Field(min_length=1, pattern=r"^[\w][\w.-]{0,127}$")
+
+
+class LoadRequest(Strict):
+    requests_per_second: float = Field(ge=0, le=2000)
+
+
+@dataclass
+class Faults:
+    """Every fault the sandbox can inject, in one place the API server, gateway and Prometheus read."""
+
+    api_error_rate: float = 0.0
+    api_throttle_rate: float = 0.0
+    api_latency_ms: float = 0.0
+    prometheus_down: bool = False
+    versions: dict[str, dict] = field(default_factory=dict)
+
+    def as_json(self) -> dict:
+        return {
+            "api_error_percent": self.api_error_rate * 100,
+            "api_throttle_percent": self.api_throttle_rate * 100,
+            "api_latency_ms": self.api_latency_ms,
+            "prometheus_down": self.prometheus_down,
+            "versions": self.versions,
+        }
+
+
+def build_control_app(
+    faults: Faults,
+    behaviors: BehaviorBook,
+    render_metrics: Callable[[], bytes],
+    set_load: Callable[[float], None],
+) -> Starlette:
+    """The control API; the API server, gateway and Prometheus API read the same `faults` object."""
+
+    async def get_faults(request: Request) -> Response:
+        return JSONResponse(faults.as_json())
+
+    async def patch_faults(request: Request) -> Response:
+        change = await _parse(request, FaultRequest)
+        if isinstance(change, Response):
+            return change
+        if change.api_error_percent is not None:
+            faults.api_error_rate = change.api_error_percent / 100
+        if change.api_throttle_percent is not None:
+            faults.api_throttle_rate = change.api_throttle_percent / 100
+        if change.api_latency_ms is not None:
+            faults.api_latency_ms = change.api_latency_ms
+        if change.prometheus_down is not None:
+            faults.prometheus_down = change.prometheus_down
+        for tag, fault in change.versions.items():
+            fields = fault.model_dump(exclude_none=True)
+            if "error_rate_percent" in fields:
+                fields["error_rate"] = fields.pop("error_rate_percent") / 100
+            behaviors.override(tag, **fields)
+            faults.versions.setdefault(tag, {}).update(fault.model_dump(exclude_none=True))
+        return JSONResponse(faults.as_json())
+
+    async def clear_faults(request: Request) -> Response:
+        faults.api_error_rate = faults.api_throttle_rate = faults.api_latency_ms = 0.0
+        faults.prometheus_down = False
+        faults.versions.clear()
+        behaviors.clear_overrides()
+        return JSONResponse(faults.as_json())
+
+    async def push_image(request: Request) -> Response:
+        push = await _parse(request, ImagePush)
+        if isinstance(push, Response):
+            return push
+        digest = behaviors.know(push.repository, push.tag)
+        return JSONResponse({"repository": push.repository, "tag": push.tag, "digest": digest}, status_code=201)
+
+    async def put_load(request: Request) -> Response:
+        load = await _parse(request, LoadRequest)
+        if isinstance(load, Response):
+            return load
+        set_load(load.requests_per_second)
+        return JSONResponse(load.model_dump())
+
+    async def metrics(request: Request) -> Response:
+        return Response(render_metrics(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    return Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            Route("/metrics", metrics),
+            Route("/faults", get_faults, methods=["GET"]),
+            Route("/faults", patch_faults, methods=["PATCH"]),
+            Route("/faults", clear_faults, methods=["DELETE"]),
+            Route("/images", push_image, methods=["POST"]),
+            Route("/load", put_load, methods=["PUT"]),
+        ]
+    )
+
+
+async def _parse(request: Request, model: type[Strict]) -> Strict | Response:
+    try:
+        return model.model_validate_json(await request.body())
+    except ValidationError as err:
+        problems = [f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in err.errors()]
+        return JSONResponse({"error": "invalid request", "problems": problems}, status_code=400)

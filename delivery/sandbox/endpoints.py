@@ -1,0 +1,56 @@
+"""The files a running sandbox leaves in its state directory: `endpoints.json` and `kubeconfig`."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import yaml
+
+CONTEXT = "tripgen-sandbox"
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Base URLs of a running sandbox, all on 127.0.0.1."""
+
+    kubernetes: str
+    gateway: str
+    prometheus: str
+    registry: str
+    control: str
+
+    def write(self, state_dir: Path, namespace: str = "production") -> None:
+        """Write endpoints.json and a kubeconfig whose current context is the sandbox."""
+        state_dir.mkdir(parents=True, exist_ok=True)
+        (state_dir / "endpoints.json").write_text(json.dumps(asdict(self), indent=2) + "\n")
+        (state_dir / "kubeconfig").write_text(yaml.safe_dump(kubeconfig(self.kubernetes, namespace), sort_keys=False))
+
+    @classmethod
+    def read(cls, state_dir: Path) -> Endpoints:
+        """The endpoints of the sandbox serving from `state_dir`; FileNotFoundError says how to start one."""
+        path = state_dir / "endpoints.json"
+        if not path.exists():
+            raise FileNotFoundError(
+                f"no sandbox in {state_dir}: start one with `tripgen-release sandbox serve --state-dir {state_dir}`"
+            )
+        return cls(**json.loads(path.read_text()))
+
+    @staticmethod
+    def clear(state_dir: Path) -> None:
+        """Remove the files, so nobody finds a stopped sandbox."""
+        for name in ("endpoints.json", "kubeconfig"):
+            (state_dir / name).unlink(missing_ok=True)
+
+
+def kubeconfig(server: str, namespace: str) -> dict:
+    """A kubeconfig for the sandbox's API server (plain HTTP on loopback, no credentials)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": CONTEXT, "cluster": {"server": server}}],
+        "users": [{"name": "sandbox-admin", "user": {}}],
+        "contexts": [{"name": CONTEXT, "context": {"cluster": CONTEXT, "user": "sandbox-admin", "namespace": namespace}}],
+        "current-context": CONTEXT,
+    }
