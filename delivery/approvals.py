@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Literal
 
 from delivery.policy.models import ApprovalRule, Approvals
+from delivery.units import format_duration
 
 Kind = Literal["production", "hotfix", "staging", "rollback"]
 Outcome = Literal["accepted", "refused", "rejected"]
@@ -72,6 +74,13 @@ class ApprovalRound:
                 self.accepted.append(decision.approver)
         elif decision.outcome == "rejected":
             self.rejected_by = decision
+        return decision
+
+    def consider_timeout(self, waited: timedelta) -> Decision:
+        """No decision in time: the policy's timeout counts as a rejection."""
+        decision = Decision("rejected", "timeout", f"rejected by timeout: no decision within {format_duration(waited)}")
+        self.decisions.append(decision)
+        self.rejected_by = decision
         return decision
 
     def _judge(self, answer: Answer) -> Decision:

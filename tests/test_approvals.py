@@ -80,3 +80,12 @@ def test_hotfix_auto_approval(security_patch, severity, expected):
 def test_initiator_may_approve_when_policy_allows():
     r = ApprovalRound(POLICY.model_copy(update={"initiator_may_approve": True}), "production", "lead.choi")
     assert r.consider(Answer("lead.choi", True)).outcome == "accepted"
+
+
+def test_a_timeout_counts_as_a_rejection():
+    from datetime import timedelta
+
+    r = _round()
+    r.consider(Answer("ops.lee", True))
+    decision = r.consider_timeout(timedelta(hours=24))
+    assert r.rejected_by is decision and decision.reason == "rejected by timeout: no decision within 24h"

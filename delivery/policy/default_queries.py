@@ -21,9 +21,10 @@ _RAW: dict[str, tuple[str, str]] = {
         "istio_request_duration_milliseconds_bucket{ISTIO}[{{ interval }}])) by (le))",
         "ms",
     ),
+    # 100 minus the non-5xx share: with no 5xx series at all this is 0, not an empty result.
     "error-rate-5xx": (
-        "sum(rate(http_requests_total{HTTP,status=~\"5..\"}[{{ interval }}]))"
-        " / sum(rate(http_requests_total{HTTP}[{{ interval }}])) * 100",
+        "(1 - sum(rate(http_requests_total{HTTP,status!~\"5..\"}[{{ interval }}]))"
+        " / sum(rate(http_requests_total{HTTP}[{{ interval }}]))) * 100",
         "percent",
     ),
     "response-time-p95": (

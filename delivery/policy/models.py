@@ -169,6 +169,14 @@ class Validation(Strict):
     db_health_service: str = "trip-service"
 
 
+class StagingChecks(Strict):
+    """R-GHA deploy-staging: E2E and load commands (argument lists, run without a shell), or the built-in smoke suite."""
+
+    e2e_command: list[str] = []
+    performance_command: list[str] = []
+    command_timeout: PositiveDuration = _d("15m")
+
+
 class BlueGreen(Strict):
     ready_timeout: PositiveDuration = _d("300s")
     validation_host: str = "validation.tripgen.com"
@@ -274,6 +282,7 @@ class Approvals(Strict):
     rollback: ApprovalRule = ApprovalRule(approvers=1, groups=["devops-team", "tech-leads"])
     initiator_may_approve: bool = False
     timeout: PositiveDuration = _d("24h")
+    poll_interval: PositiveDuration = _d("10s")
 
 
 class SyncWindow(Strict):
@@ -373,6 +382,7 @@ class Policy(Strict):
     deployment_order: DeploymentOrder = DeploymentOrder()
     quality_gates: QualityGates = QualityGates()
     validation: Validation = Validation()
+    staging_checks: StagingChecks = StagingChecks()
     blue_green: BlueGreen = BlueGreen()
     watch: Watch = Watch()
     canary: Canary = Canary()

@@ -158,7 +158,7 @@ def test_templates_render_their_variables():
     ) in success
     assert "{{" not in success and success.endswith("* 100")
     errors = render_query(policy.metric_templates["error-rate-5xx"], target)
-    assert 'http_requests_total{namespace="production",app="trip-service",version=~"canary",status=~"5.."}[1m30s]' in errors
+    assert errors.startswith('(1 - sum(rate(http_requests_total{namespace="production",app="trip-service",version=~"canary",status!~"5.."}[1m30s]))')
     p95 = render_query(policy.metric_templates["response-time-p95"], target)
     assert p95.startswith("histogram_quantile(0.95, sum(rate(http_server_requests_seconds_bucket{")
 

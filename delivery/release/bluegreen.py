@@ -1,0 +1,88 @@
+"""Blue-green for one service (R-BG): deploy the idle color, validate it, switch, switch back, retire."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from delivery.kube.deployments import Deployments, RolloutResult
+from delivery.kube.manifests import colored_deployment
+from delivery.kube.routing import Routing
+from delivery.policy.models import Policy
+from delivery.release.probes import Prober, ProbeResult
+
+COLORS = ("blue", "green")
+
+
+def other_color(color: str | None) -> str:
+    """The idle color when `color` takes traffic (blue when nothing is selected yet)."""
+    return "green" if color == "blue" else "blue"
+
+
+@dataclass(frozen=True)
+class Switch:
+    """A traffic switch that happened: from which color to which, and how long it took."""
+
+    service: str
+    namespace: str
+    from_color: str | None
+    to_color: str
+    seconds: float
+
+
+class BlueGreen:
+    """The blue-green steps for the services of one policy, on one cluster."""
+
+    def __init__(self, policy: Policy, deployments: Deployments, routing: Routing) -> None:
+        self.policy = policy
+        self.deployments = deployments
+        self.routing = routing
+        self.namespace = policy.environments["production"].namespace
+
+    def live_color(self, service: str) -> str | None:
+        return self.routing.selected_color(self.namespace, service)
+
+    def live_image(self, service: str) -> str | None:
+        """The image production traffic reaches now (the selected color's template)."""
+        color = self.live_color(service)
+        return self.deployments.image_of(self.namespace, f"{service}-{color}") if color else None
+
+    def deploy_idle(self, service: str, image: str) -> str:
+        """Create or update the idle color with `image` and the policy's shape; returns that color."""
+        color = other_color(self.live_color(service))
+        deadline = int(self.policy.blue_green.ready_timeout.total_seconds())
+        manifest = colored_deployment(self.policy.service(service), self.namespace, color, image, deadline)
+        self.deployments.apply(manifest)
+        return color
+
+    def wait_available(self, service: str, color: str) -> RolloutResult:
+        timeout = self.policy.blue_green.ready_timeout.total_seconds()
+        return self.deployments.wait_rolled_out(self.namespace, f"{service}-{color}", timeout)
+
+    def validate_idle(self, service: str, prober: Prober) -> list[ProbeResult]:
+        """Health and response time of the idle color, through the validation host only it answers."""
+        svc, bg, val = self.policy.service(service), self.policy.blue_green, self.policy.validation
+        interval = val.health_retry_interval.total_seconds()
+        return [
+            prober.health(bg.validation_host, f"{svc.public_path}/health", val.health_attempts, interval),
+            prober.response_time(bg.validation_host, svc.public_path, val.max_response_time.total_seconds()),
+        ]
+
+    def switch(self, service: str, to_color: str) -> Switch:
+        """Point the Service at `to_color` (R-BG-2) and time it."""
+        started = time.perf_counter()
+        before = self.live_color(service)
+        self.routing.switch_selector(self.namespace, service, to_color)
+        return Switch(service, self.namespace, before, to_color, time.perf_counter() - started)
+
+    def switch_back(self, switch: Switch) -> Switch:
+        """Undo `switch`: traffic back to the color it came from."""
+        return self.switch(switch.service, switch.from_color or other_color(switch.to_color))
+
+    def retire(self, service: str, color: str) -> bool:
+        """Scale the old color to zero, then delete it (R-BG-4); False when it did not exist."""
+        name = f"{service}-{color}"
+        if self.deployments.get(self.namespace, name) is None:
+            return False
+        self.deployments.scale(self.namespace, name, 0)
+        return self.deployments.delete(self.namespace, name)

@@ -1,0 +1,62 @@
+"""Markdown people read in the Prefect UI: the approval form's description and the release summary."""
+
+from __future__ import annotations
+
+from delivery.approvals import ApprovalRound
+
+
+def _table(rows: list[dict]) -> str:
+    if not rows:
+        return "_none_\n"
+    head = list(rows[0])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(str(row.get(h, "")).replace("|", "\\|") for h in head) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def approval_context(plan: dict, gates: list[dict], staging: list[dict], initiator: str, reason: str) -> str:
+    """What an approver needs to decide: the plan, the gate results and staging's results."""
+    images = [{"service": name, "image": i["by_tag"], "digest": i["digest"][:19] + "…"} for name, i in plan["images"].items()]
+    order = " → ".join(", ".join(group) for group in plan["groups"])
+    return (
+        f"## Approve release {plan['tag']} to production?\n\n"
+        f"Started by **{initiator}**" + (f": {reason}" if reason else "") + f"\n\nOrder: {order}\n\n"
+        f"### Images\n{_table(images)}\n### Quality gates\n{_table(gates)}\n### Staging\n{_table(staging)}\n"
+    )
+
+
+def approval_status(approvals: ApprovalRound) -> str:
+    """Who has approved so far, what was refused, and how many approvals are still needed."""
+    lines = [f"\n### Approvals: {len(approvals.accepted)} of {approvals.rule.approvers}"]
+    lines += [f"- {d.outcome}: {d.reason}" for d in approvals.decisions]
+    lines.append(
+        f"\nEligible: members of {', '.join(approvals.eligible_groups())}; "
+        f"{approvals.initiator} (the initiator) may {'' if approvals.policy.initiator_may_approve else 'not '}approve."
+    )
+    return "\n".join(lines) + "\n"
+
+
+def service_rows(plan: dict, production: object | None) -> list[dict]:
+    """Per service: digest, switch time, watch checks and verdict (production is a ProductionOutcome or None)."""
+    switches = {s["service"]: s for s in getattr(production, "switches", [])}
+    back = {s["service"] for s in getattr(production, "switched_back", [])}
+    watches = getattr(production, "watches", {})
+    rows = []
+    for name in plan["services"]:
+        switch, watch = switches.get(name), watches.get(name)
+        verdict = "switched back" if name in back else "live" if switch and watch and watch["passed"] else "not switched"
+        rows.append(
+            {
+                "service": name,
+                "digest": plan["images"][name]["digest"],
+                "switch": f"{switch['from']} -> {switch['to']} in {switch['seconds']:.3f}s" if switch else "",
+                "checks": f"{watch['checks']} ({watch['failed_checks']} failed)" if watch else "",
+                "verdict": verdict,
+            }
+        )
+    return rows
+
+
+def release_summary(tag: str, outcome: str, detail: str, services: list[dict], seconds: float) -> str:
+    """The summary artifact: outcome, per-service rows and duration (for the KPIs)."""
+    return f"# Release {tag}: {outcome}\n\n{detail}\n\nDuration: {seconds:.0f}s\n\n{_table(services)}"

@@ -1,0 +1,76 @@
+"""The clients a worker process shares across tasks, built from `TRIPGEN_*` settings (Prefect-free)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import httpx
+
+from delivery.audit import AuditLog
+from delivery.kube import Deployments, Diagnostics, Routing, connect
+from delivery.metrics.prometheus import PrometheusClient
+from delivery.policy.models import Policy
+from delivery.release.bluegreen import BlueGreen
+from delivery.release.probes import Prober
+from delivery.settings import Settings
+
+
+@dataclass
+class Runtime:
+    """Policy, cluster, HTTP and metrics clients of this worker."""
+
+    settings: Settings
+
+    @cached_property
+    def policy(self) -> Policy:
+        return self.settings.load_policy()
+
+    @cached_property
+    def kube(self):
+        return connect(self.settings.kubeconfig, self.settings.kube_context)
+
+    @cached_property
+    def deployments(self) -> Deployments:
+        return Deployments(self.kube)
+
+    @cached_property
+    def routing(self) -> Routing:
+        return Routing(self.kube)
+
+    @cached_property
+    def diagnostics(self) -> Diagnostics:
+        return Diagnostics(self.kube)
+
+    @cached_property
+    def blue_green(self) -> BlueGreen:
+        return BlueGreen(self.policy, self.deployments, self.routing)
+
+    @cached_property
+    def http(self) -> httpx.Client:
+        return httpx.Client(timeout=self.policy.blue_green.max_response_time.total_seconds(), follow_redirects=False)
+
+    @cached_property
+    def prober(self) -> Prober:
+        return Prober(self.http, self.settings.gateway_url)
+
+    @cached_property
+    def prometheus(self) -> PrometheusClient:
+        p = self.policy.prometheus
+        return PrometheusClient(self.settings.prometheus(self.policy), timeout=p.timeout.total_seconds(), retries=p.retries)
+
+    @cached_property
+    def audit(self) -> AuditLog:
+        return AuditLog(self.settings.audit_log)
+
+
+_RUNTIMES: dict[str, Runtime] = {}
+
+
+def runtime() -> Runtime:
+    """The runtime for the current `TRIPGEN_*` settings, built once per distinct settings."""
+    settings = Settings()
+    key = settings.model_dump_json()
+    if key not in _RUNTIMES:
+        _RUNTIMES[key] = Runtime(settings)
+    return _RUNTIMES[key]

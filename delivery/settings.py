@@ -1,0 +1,42 @@
+"""Where a flow run finds its world: policy, cluster, registry, Prometheus, reports, audit log.
+
+Read from `TRIPGEN_*` environment variables of the worker (never flow parameters, so credentials
+never show in the UI); `tripgen-release demo` sets them for the sandbox.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from delivery.policy.loader import load_policy
+from delivery.policy.models import Policy
+
+
+class Settings(BaseSettings):
+    """The environment of a release worker."""
+
+    model_config = SettingsConfigDict(env_prefix="TRIPGEN_", extra="ignore")
+
+    policy: Path = Path("policies/tripgen.yaml")
+    kubeconfig: str | None = None  # None: in-cluster config
+    kube_context: str | None = None
+    registry_url: str | None = None  # None: https://<policy.registry>
+    prometheus_url: str | None = None  # None: the policy's prometheus.url
+    gateway_url: str = "https://api.tripgen.com"
+    public_host: str = "api.tripgen.com"
+    staging_host: str = "staging-api.tripgen.com"
+    reports: Path = Path(".")
+    run_trivy: bool = True  # scan with the trivy binary when installed; False reads the reports
+    audit_log: Path = Path("audit/audit.jsonl")
+    prefect_ui_url: str | None = None
+
+    def load_policy(self) -> Policy:
+        return load_policy(self.policy)
+
+    def registry_api(self, policy: Policy) -> str:
+        return self.registry_url or f"https://{policy.registry}"
+
+    def prometheus(self, policy: Policy) -> str:
+        return self.prometheus_url or policy.prometheus.url

@@ -1,0 +1,88 @@
+"""The release runbook (SPEC §2-§3): tag → gates → staging → approval → window → production → watch → finish."""
+
+from __future__ import annotations
+
+import time
+from typing import Literal
+
+from prefect import flow, get_run_logger
+from prefect.states import Failed
+
+from delivery.approvals import hotfix_auto_approves
+from delivery.release.describe import approval_context, service_rows
+from delivery.release.runtime import runtime
+from flows.approval import collect_approvals
+from flows.production import release_blue_green
+from flows.locking import label_this_run, production_release_lock
+from flows.staging import release_to_staging
+from tasks.bluegreen import retire_old_color
+from tasks.gates import run_quality_gates
+from tasks.planning import plan_release
+from tasks.records import audit, publish_summary
+from tasks.window import next_opening, wait_for_sync_window, window_is_open
+
+
+@flow(name="release", flow_run_name="release-{tag}", log_prints=True)
+def release(
+    tag: str,
+    services: list[str] | None = None,
+    strategy: Literal["blue-green"] = "blue-green",
+    initiator: str = "release-manager",
+    hotfix: bool = False,
+    security_patch: bool = False,
+    severity: Literal["low", "medium", "high", "critical"] = "medium",
+    reason: str = "",
+    force: bool = False,
+) -> dict:
+    """Carry `tag` to production on the configured cluster; returns the release summary."""
+    started = time.time()
+    label_this_run(tag, strategy)
+    policy = runtime().policy
+    plan = plan_release(tag, services, force)
+    initiated = {"services": plan["services"], "strategy": strategy, "hotfix": hotfix, "reason": reason}
+    audit(event="deployment_initiated", actor=initiator, release=tag, details=initiated)
+
+    gates = run_quality_gates(tag, plan)
+    if gates["blocking"]:
+        return finish(tag, "stopped by quality gates", gates["blocking"], plan, None, started, initiator)
+
+    with production_release_lock():
+        staging = release_to_staging(plan)
+        if staging["failure"]:
+            return finish(tag, "stopped in staging", staging["failure"], plan, None, started, initiator)
+
+        kind = "hotfix" if hotfix else "production"
+        automatic = hotfix_auto_approves(policy.approvals, security_patch, severity) if hotfix else None
+        if automatic:
+            get_run_logger().info(automatic)
+            audit(event="approval_granted", actor="policy", release=tag, details={"reason": automatic, "kind": kind})
+            override = True
+        else:
+            context = approval_context(plan, gates["rows"], staging["rows"], initiator, reason)
+            approvals = collect_approvals(policy.approvals, kind, initiator, tag, context)
+            if approvals.rejected_by:
+                return finish(tag, "rejected", approvals.rejected_by.reason, plan, None, started, initiator)
+            override = approvals.overridden_by is not None
+
+        if not (hotfix or override or window_is_open()):
+            wait_for_sync_window(next_opening())
+
+        production = release_blue_green(plan, initiator)
+        if production.failure:
+            return finish(tag, "rolled back", production.failure, plan, production, started, initiator)
+
+        time.sleep(policy.blue_green.old_color_grace.total_seconds())
+        for switch in production.switches:
+            retire_old_color(switch["service"], switch["from"])
+        return finish(tag, "released", "every service switched and watched", plan, production, started, initiator)
+
+
+def finish(tag: str, outcome: str, detail: object, plan: dict, production: object, started: float, initiator: str):
+    """Publish the summary, record the outcome, and end the run: Completed when released, Failed otherwise."""
+    rows = service_rows(plan, production)
+    summary = publish_summary(tag=tag, outcome=outcome, detail=str(detail), services=rows, started=started)
+    event = "deployment_completed" if outcome == "released" else "deployment_failed"
+    audit(event=event, actor=initiator, release=tag, details={"outcome": outcome, "detail": str(detail), "seconds": summary["seconds"]})
+    if outcome == "released":
+        return summary
+    return Failed(message=f"{tag} {outcome}: {detail}", data=summary)

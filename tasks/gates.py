@@ -1,0 +1,54 @@
+"""Quality gates (R-GATE) in parallel, each reading its real report; required failures stop the release."""
+
+from __future__ import annotations
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_table_artifact
+
+from delivery import gates
+from delivery.release.retrying import HTTP_STEP
+from delivery.release.runtime import runtime
+from tasks.records import artifact_key, audit
+from tasks.retry import transient_only
+
+GATES = ("unit_tests", "integration_tests", "security_scan", "performance", "code_quality")
+
+
+@task(name="quality gate", task_run_name="gate {gate}", retry_condition_fn=transient_only, **HTTP_STEP)
+def check_gate(gate: str, tag: str, images: dict[str, str]) -> dict:
+    """Evaluate one gate against this tag's report; writes its table artifact."""
+    rt = runtime()
+    config, root = getattr(rt.policy.quality_gates, gate), rt.settings.reports
+    checks = {
+        "unit_tests": lambda: gates.check_unit_tests(config, tag, root),
+        "integration_tests": lambda: gates.check_integration_tests(config, tag, root),
+        "security_scan": lambda: gates.check_security_scan(config, tag, images, root, use_trivy=rt.settings.run_trivy),
+        "performance": lambda: gates.check_performance(config, tag, root),
+        "code_quality": lambda: gates.check_code_quality(config, tag),
+    }
+    result = checks[gate]()
+    create_table_artifact(result.rows or [{"result": result.summary}], key=artifact_key(f"gate-{gate}-{tag}"), description=result.summary)
+    log = get_run_logger()
+    (log.info if result.verdict == "passed" else log.warning)(result.summary)
+    return {
+        "gate": gate,
+        "required": result.required,
+        "verdict": result.verdict,
+        "measured": result.measured,
+        "threshold": result.threshold,
+        "on_failure": result.on_failure,
+        "summary": result.summary,
+    }
+
+
+def run_quality_gates(tag: str, plan: dict) -> dict:
+    """Every gate at once; `blocking` names each required gate that failed (or could not be read)."""
+    images = {name: image["by_tag"] for name, image in plan["images"].items()}
+    futures = [check_gate.submit(gate, tag, images) for gate in GATES]
+    results = [future.result() for future in futures]
+    blocking = [r for r in results if r["required"] and r["verdict"] in ("failed", "error")]
+    for result in blocking:
+        details = {k: result[k] for k in ("gate", "measured", "threshold", "on_failure")}
+        audit(event="gate_failed", actor="quality-gates", release=tag, details=details)
+    rows = [{"gate": r["gate"], "verdict": r["verdict"], "measured": r["measured"], "threshold": r["threshold"]} for r in results]
+    return {"rows": rows, "blocking": "; ".join(r["summary"] for r in blocking)}

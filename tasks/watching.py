@@ -1,0 +1,41 @@
+"""The watch after a switch (R-BG-3, R-MON): checks on an interval, a progress and a table artifact."""
+
+from __future__ import annotations
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
+
+from delivery.release.retrying import LOCAL_STEP
+from delivery.release.runtime import runtime
+from delivery.release.watch import Check, WatchTarget, run_watch
+
+
+@task(name="watch", task_run_name="watch {service} ({environment})", **LOCAL_STEP)
+def watch_service(environment: str, service: str, workload: str, version: str) -> dict:
+    """Watch one service for the environment's duration; returns the verdict, never switches traffic itself."""
+    rt, log = runtime(), get_run_logger()
+    policy = rt.policy
+    env = policy.environments[environment]
+    key = f"watch-{environment}-{service}"
+    progress = create_progress_artifact(0.0, key=key, description=f"Watch of {service} ({workload}) in {env.namespace}")
+
+    def on_check(check: Check, percent_done: float) -> None:
+        update_progress_artifact(progress, percent_done)
+        if check.verdict == "alert":
+            log.warning("ALERT %s: %s (notify on-call)", service, check.reason)
+        elif check.verdict != "ok":
+            log.warning("check %d of %s: %s: %s", check.number, service, check.verdict, check.reason)
+        else:
+            log.info("check %d of %s: error rate %s%%, response time %ss", check.number, service, check.error_rate_percent, check.response_time_seconds)
+
+    target = WatchTarget(env.namespace, service, workload, version)
+    tally = run_watch(rt.prometheus, policy, target, env.watch, on_check)
+    create_table_artifact([c.row() for c in tally.checks], key=key, description=f"Watch checks of {service} in {environment}")
+    failing = tally.must_roll_back
+    return {
+        "service": service,
+        "passed": failing is None,
+        "reason": failing.reason if failing else f"{len(tally.checks)} checks within thresholds",
+        "checks": len(tally.checks),
+        "failed_checks": tally.failed_checks,
+    }
