@@ -38,6 +38,7 @@ def check_gate(gate: str, tag: str, images: dict[str, str]) -> dict:
         "threshold": result.threshold,
         "on_failure": result.on_failure,
         "summary": result.summary,
+        "blocks": bool(gates.blocking([result])),
     }
 
 
@@ -46,7 +47,7 @@ def run_quality_gates(tag: str, plan: dict) -> dict:
     images = {name: image["by_tag"] for name, image in plan["images"].items()}
     futures = [check_gate.submit(gate, tag, images) for gate in GATES]
     results = [future.result() for future in futures]
-    blocking = [r for r in results if r["required"] and r["verdict"] in ("failed", "error")]
+    blocking = [r for r in results if r["blocks"]]
     for result in blocking:
         details = {k: result[k] for k in ("gate", "measured", "threshold", "on_failure")}
         audit(event="gate_failed", actor="quality-gates", release=tag, details=details)
