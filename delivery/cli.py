@@ -10,6 +10,7 @@ from delivery import __version__
 from delivery.audit import verify
 from delivery.policy.loader import PolicyError, load_policy
 from delivery.policy.summary import render_summary
+from delivery.sandbox_cli import sandbox
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -35,6 +36,9 @@ def policy_check(file: str) -> None:
         click.echo(f"{file}: {len(err.problems)} problem(s); fix them and run this check again.", err=True)
         sys.exit(2)
     click.echo(render_summary(file, loaded))
+
+
+cli.add_command(sandbox)
 
 
 @cli.group()

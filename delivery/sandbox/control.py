@@ -12,7 +12,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from delivery.policy.models import Percent, Strict
+from delivery.sandbox.apiserver import ApiFaults
 from delivery.sandbox.behavior import BehaviorBook
+from delivery.sandbox.telemetry import EXPOSITION_CONTENT_TYPE
 
 
 class VersionFault(Strict):
@@ -45,12 +47,9 @@ class LoadRequest(Strict):
 
 
 @dataclass
-class Faults:
-    """Every fault the sandbox can inject, in one place the API server, gateway and Prometheus read."""
+class Faults(ApiFaults):
+    """Every fault the sandbox injects: the API server's, Prometheus being down, and per-version changes."""
 
-    api_error_rate: float = 0.0
-    api_throttle_rate: float = 0.0
-    api_latency_ms: float = 0.0
     prometheus_down: bool = False
     versions: dict[str, dict] = field(default_factory=dict)
 
@@ -117,7 +116,7 @@ def build_control_app(
         return JSONResponse(load.model_dump())
 
     async def metrics(request: Request) -> Response:
-        return Response(render_metrics(), media_type="text/plain; version=0.0.4; charset=utf-8")
+        return Response(render_metrics(), media_type=EXPOSITION_CONTENT_TYPE)
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})

@@ -1,0 +1,167 @@
+"""`tripgen-release sandbox serve`: the whole sandbox in one asyncio process, on 127.0.0.1 ports."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import signal
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import uvicorn
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from delivery.policy.models import Policy
+from delivery.sandbox.apiserver import build_api_app
+from delivery.sandbox.behavior import BehaviorBook
+from delivery.sandbox.control import Faults, build_control_app
+from delivery.sandbox.controllers import ClusterControllers
+from delivery.sandbox.endpoints import Endpoints
+from delivery.sandbox.gateway import build_gateway_app
+from delivery.sandbox.loadgen import LoadGenerator
+from delivery.sandbox.promql import build_prometheus_app
+from delivery.sandbox.real_prometheus import RunningPrometheus, start_prometheus
+from delivery.sandbox.registry import build_registry_app
+from delivery.sandbox.scenario import Scenario, topology
+from delivery.sandbox.store import ObjectStore
+from delivery.sandbox.telemetry import Telemetry
+
+SERVERS = ("kubernetes", "gateway", "prometheus", "registry", "control")
+
+
+@dataclass
+class Ports:
+    """Fixed ports per server; 0 picks a free one."""
+
+    kubernetes: int = 0
+    gateway: int = 0
+    prometheus: int = 0
+    registry: int = 0
+    control: int = 0
+
+
+def bind(port: int) -> socket.socket:
+    """A listening socket on 127.0.0.1 (IPPROTO_TCP, so asyncio turns Nagle off for keep-alive)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen(256)
+    sock.setblocking(False)
+    return sock
+
+
+class PrometheusDownSwitch:
+    """ASGI wrapper: while `faults.prometheus_down`, every request gets 503 as from a dead proxy."""
+
+    def __init__(self, app: ASGIApp, faults: Faults) -> None:
+        self.app, self.faults = app, faults
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.faults.prometheus_down:
+            response = JSONResponse({"status": "error", "errorType": "unavailable", "error": "prometheus is down (sandbox fault)"}, status_code=503)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+@dataclass
+class Sandbox:
+    """The sandbox cluster for one policy and scenario."""
+
+    policy: Policy
+    scenario: Scenario
+    state_dir: Path
+    ports: Ports = field(default_factory=Ports)
+    real_prometheus: bool = False
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        self.behaviors = BehaviorBook(self.scenario.rules())
+        for svc in self.policy.services:
+            for tag in self.scenario.known_tags:
+                self.behaviors.know(svc.repository, tag)
+        self.faults = Faults()
+        self.store = ObjectStore()
+        for manifest in topology(self.policy, self.scenario):
+            self.store.create(self._plural(manifest), manifest)
+        self.telemetry = Telemetry(sample_interval_seconds=self.scenario.sample_interval.total_seconds())
+        self.controllers = ClusterControllers(self.store, self.behaviors, self.scenario.ready_delay.total_seconds())
+        self.loadgen: LoadGenerator | None = None
+        self._prometheus: RunningPrometheus | None = None
+
+    def _plural(self, manifest: dict) -> str:
+        group = manifest["apiVersion"].rpartition("/")[0]
+        return next(t.plural for t in self.store.registry if t.kind == manifest["kind"] and t.group == group)
+
+    async def serve(self, stop: asyncio.Event) -> Endpoints:
+        """Run until `stop` is set; writes endpoints.json and kubeconfig while serving, removes them after."""
+        sockets = {name: bind(getattr(self.ports, name)) for name in SERVERS}
+        urls = {name: f"http://127.0.0.1:{sock.getsockname()[1]}" for name, sock in sockets.items()}
+        rng = random.Random(self.seed)
+        self.loadgen = LoadGenerator(
+            urls["gateway"],
+            requests_per_second=self.scenario.load.requests_per_second,
+            rng=random.Random(rng.random()),
+            canary_fraction=self.scenario.load.canary_header_percent / 100,
+        )
+        apps = {
+            "kubernetes": build_api_app(self.store, self.faults),
+            "gateway": build_gateway_app(self.store, self.behaviors, self.telemetry, random.Random(rng.random())),
+            "prometheus": PrometheusDownSwitch(build_prometheus_app(self.telemetry), self.faults),
+            "registry": build_registry_app(self.behaviors),
+            "control": build_control_app(self.faults, self.behaviors, self.telemetry.exposition, self._set_load),
+        }
+        servers = [
+            uvicorn.Server(uvicorn.Config(apps[name], log_level="warning", lifespan="off", access_log=False))
+            for name in SERVERS
+        ]
+        for server in servers:
+            server.install_signal_handlers = lambda: None  # the CLI owns SIGINT/SIGTERM
+        serving = [asyncio.create_task(s.serve(sockets=[sockets[n]])) for s, n in zip(servers, SERVERS)]
+        await self.controllers.start()
+        self.telemetry.start_sampling()
+        self.loadgen.start()
+        if self.real_prometheus:
+            self._prometheus = await asyncio.to_thread(self._start_real_prometheus, urls["control"])
+            urls["prometheus"] = self._prometheus.url
+        endpoints = Endpoints(**urls)
+        endpoints.write(self.state_dir, self.policy.environments["production"].namespace)
+        try:
+            await stop.wait()
+        finally:
+            Endpoints.clear(self.state_dir)
+            await self.loadgen.stop()
+            await self.telemetry.stop_sampling()
+            await self.controllers.stop()
+            self.store.close_watches()
+            for server in servers:
+                server.should_exit = True
+            await asyncio.gather(*serving, return_exceptions=True)
+            if self._prometheus:
+                self._prometheus.stop()
+        return endpoints
+
+    def _set_load(self, requests_per_second: float) -> None:
+        if self.loadgen is not None:
+            self.loadgen.requests_per_second = requests_per_second
+
+    def _start_real_prometheus(self, control_url: str) -> RunningPrometheus:
+        scrape = control_url.removeprefix("http://")
+        with bind(0) as probe:
+            port = probe.getsockname()[1]
+        return start_prometheus(self.state_dir / "prometheus", scrape, port, self.scenario.sample_interval.total_seconds())
+
+
+def run_sandbox(sandbox: Sandbox) -> None:
+    """Serve until SIGINT or SIGTERM, then stop cleanly."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await sandbox.serve(stop)
+
+    asyncio.run(main())
