@@ -26,7 +26,7 @@ def watch_service(environment: str, service: str, workload: str, version: str) -
         elif check.verdict != "ok":
             log.warning("check %d of %s: %s: %s", check.number, service, check.verdict, check.reason)
         else:
-            log.info("check %d of %s: error rate %s%%, response time %ss", check.number, service, check.error_rate_percent, check.response_time_seconds)
+            log.info("check %d of %s: %s requests, %s 5xx, p95 %ss", check.number, service, check.requests, check.errors, check.response_time_seconds)
 
     target = WatchTarget(env.namespace, service, workload, version)
     tally = run_watch(rt.prometheus, policy, target, env.watch, on_check)

@@ -125,7 +125,7 @@ def _canary_problems(policy: Policy) -> Iterator[Problem]:
 
 
 def _template_problems(policy: Policy) -> Iterator[Problem]:
-    for field in ("error_rate_metric", "response_time_metric"):
+    for field in ("request_count_metric", "error_count_metric", "response_time_metric"):
         name = getattr(policy.watch, field)
         if name not in policy.metric_templates:
             yield Problem(("watch", field), _unknown_template(name, policy))

@@ -27,6 +27,15 @@ _RAW: dict[str, tuple[str, str]] = {
         " / sum(rate(http_requests_total{HTTP}[{{ interval }}]))) * 100",
         "percent",
     ),
+    "requests-total": (
+        "sum(increase(http_requests_total{HTTP}[{{ interval }}]))",
+        "count",
+    ),
+    # `or vector(0)`: no 5xx series at all means no errors, as long as requests-total has data.
+    "requests-5xx": (
+        "sum(increase(http_requests_total{HTTP,status=~\"5..\"}[{{ interval }}])) or vector(0)",
+        "count",
+    ),
     "response-time-p95": (
         "histogram_quantile(0.95, sum(rate("
         "http_server_requests_seconds_bucket{HTTP}[{{ interval }}])) by (le))",

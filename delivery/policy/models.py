@@ -57,6 +57,7 @@ class Service(Strict):
     name: Name
     image_repository: str = Field(default="", description="defaults to the service name")
     public_path: str = Field(pattern=r"^/")
+    smoke_path: str = Field(default="", pattern=r"^(/.*)?$", description="an API path the smoke suite GETs; default public_path")
     port: int = Field(default=8080, ge=1, le=65535)
     health_path: str = Field(default="/actuator/health", pattern=r"^/")
     db_health_path: str = Field(default="/actuator/health/db", pattern=r"^/")
@@ -67,6 +68,10 @@ class Service(Strict):
     @property
     def repository(self) -> str:
         return self.image_repository or self.name
+
+    @property
+    def smoke_target(self) -> str:
+        return self.smoke_path or self.public_path
 
 
 # --- environments and order (R-ENV, R-PAR) --------------------------------------------
@@ -187,14 +192,20 @@ class BlueGreen(Strict):
 
 
 class Watch(Strict):
-    """R-MON: how the post-switch watch reads metrics and what it does about them."""
+    """R-MON: how the post-switch watch reads metrics and what it does about them.
+
+    The 5xx rate counts as above a threshold when it is, at `confidence_percent`, above it
+    (the Wilson interval's lower bound): one stray error in a hundred requests is not 1%.
+    """
 
     interval: PositiveDuration = _d("60s")
     query_window: PositiveDuration = _d("5m")
     alert_error_rate_percent: Percent = 1
     emergency_rollback_error_rate_percent: Percent = 5
-    error_rate_metric: str = "error-rate-5xx"
+    request_count_metric: str = "requests-total"
+    error_count_metric: str = "requests-5xx"
     response_time_metric: str = "response-time-p95"
+    confidence_percent: float = Field(default=95, gt=50, lt=100)
     tolerated_failed_checks: int = Field(default=0, ge=0)
 
 
@@ -367,7 +378,7 @@ def _default_services() -> list[Service]:
     return [
         Service(name="user-service", public_path="/api/users"),
         Service(name="trip-service", public_path="/api/trips"),
-        Service(name="ai-service", public_path="/api/ai"),
+        Service(name="ai-service", public_path="/api/ai", smoke_path="/api/ai/itineraries"),
         Service(name="location-service", public_path="/api/locations"),
     ]
 

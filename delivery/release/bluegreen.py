@@ -65,7 +65,7 @@ class BlueGreen:
         interval = val.health_retry_interval.total_seconds()
         return [
             prober.health(bg.validation_host, f"{svc.public_path}/health", val.health_attempts, interval),
-            prober.response_time(bg.validation_host, svc.public_path, val.max_response_time.total_seconds()),
+            prober.response_time(bg.validation_host, svc.smoke_target, val.max_response_time.total_seconds()),
         ]
 
     def switch(self, service: str, to_color: str) -> Switch:

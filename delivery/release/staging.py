@@ -48,7 +48,7 @@ def validate(policy: Policy, prober: Prober, host: str, namespace: str, services
 def smoke_suite(policy: Policy, prober: Prober, host: str, services: list[str]) -> list[ProbeResult]:
     """The built-in E2E smoke suite: each service's public API answers 2xx in time."""
     limit = policy.validation.max_response_time.total_seconds()
-    return [prober.response_time(host, policy.service(name).public_path, limit) for name in services]
+    return [prober.response_time(host, policy.service(name).smoke_target, limit) for name in services]
 
 
 def run_command(name: str, argv: list[str], timeout: float, env: dict[str, str]) -> ProbeResult:

@@ -11,47 +11,64 @@ from typing import Literal
 from delivery.metrics.prometheus import PrometheusClient, Reading
 from delivery.metrics.templates import QueryTarget, render_query
 from delivery.policy.models import Policy
+from delivery.release.stats import wilson_interval
 
 Verdict = Literal["ok", "alert", "rollback", "inconclusive"]
 
 
 @dataclass(frozen=True)
 class Check:
-    """One watch check: the numbers read and what they mean."""
+    """One watch check: the counts and latency read, the 5xx rate with its confidence interval, the verdict."""
 
     number: int
-    error_rate_percent: Reading
+    requests: Reading
+    errors: Reading
     response_time_seconds: Reading
     verdict: Verdict
     reason: str
+    error_rate_percent: float | None = None
+    error_rate_low_percent: float | None = None
 
     def row(self) -> dict:
+        rate = "" if self.error_rate_percent is None else f"{self.error_rate_percent:.3g} (≥ {self.error_rate_low_percent:.3g})"
         return {
             "check": self.number,
-            "error rate %": str(self.error_rate_percent),
+            "requests": str(self.requests),
+            "5xx": str(self.errors),
+            "5xx rate %": rate,
             "response time s": str(self.response_time_seconds),
             "verdict": self.verdict,
             "reason": self.reason,
         }
 
 
-def judge_check(number: int, error_rate: Reading, response_time: Reading, policy: Policy) -> Check:
-    """Roll back past the blue-green thresholds; alert past R-MON's; inconclusive when a reading is missing."""
+def judge_check(number: int, requests: Reading, errors: Reading, response_time: Reading, policy: Policy) -> Check:
+    """Roll back when the 5xx rate is confidently above the blue-green threshold or latency is; alert past R-MON's."""
     bg, watch = policy.blue_green, policy.watch
     limit_seconds = bg.max_response_time.total_seconds()
+    rate = low = None
     breaches = []
-    if error_rate.conclusive and error_rate.value > bg.max_error_rate_percent:
-        breaches.append(f"error rate {error_rate.value:.3g}% > {bg.max_error_rate_percent:g}%")
+    if requests.conclusive and errors.conclusive and requests.value > 0:
+        rate = 100 * errors.value / requests.value
+        low = 100 * wilson_interval(errors.value, requests.value, watch.confidence_percent)[0]
+        if low > bg.max_error_rate_percent:
+            breaches.append(
+                f"5xx rate {rate:.3g}% ({errors.value:.0f} of {requests.value:.0f}; ≥ {low:.3g}% at "
+                f"{watch.confidence_percent:g}% confidence) > {bg.max_error_rate_percent:g}%"
+            )
     if response_time.conclusive and response_time.value > limit_seconds:
         breaches.append(f"response time {response_time.value:.3g}s > {limit_seconds:g}s")
+    made = lambda verdict, reason: Check(number, requests, errors, response_time, verdict, reason, rate, low)  # noqa: E731
     if breaches:
-        return Check(number, error_rate, response_time, "rollback", " and ".join(breaches))
-    missing = [r for r in (error_rate, response_time) if not r.conclusive]
+        return made("rollback", " and ".join(breaches))
+    missing = [r.inconclusive for r in (requests, errors, response_time) if not r.conclusive]
+    if requests.conclusive and requests.value <= 0:
+        missing.append("no requests in the window")
     if missing:
-        return Check(number, error_rate, response_time, "inconclusive", "; ".join(r.inconclusive for r in missing))
-    if error_rate.value > watch.alert_error_rate_percent:
-        return Check(number, error_rate, response_time, "alert", f"error rate {error_rate.value:.3g}% > {watch.alert_error_rate_percent:g}%")
-    return Check(number, error_rate, response_time, "ok", "within thresholds")
+        return made("inconclusive", "; ".join(missing))
+    if rate > watch.alert_error_rate_percent:
+        return made("alert", f"5xx rate {rate:.3g}% > {watch.alert_error_rate_percent:g}% (not yet confidently above {bg.max_error_rate_percent:g}%)")
+    return made("ok", "within thresholds")
 
 
 @dataclass
@@ -98,10 +115,10 @@ def read_check(number: int, prometheus: PrometheusClient, policy: Policy, target
         version=target.version,
         interval=policy.watch.query_window,
     )
-    templates = policy.metric_templates
-    error_rate = prometheus.query(render_query(templates[policy.watch.error_rate_metric], query_target))
-    response_time = prometheus.query(render_query(templates[policy.watch.response_time_metric], query_target))
-    return judge_check(number, error_rate, response_time, policy)
+    templates, watch = policy.metric_templates, policy.watch
+    read = lambda name: prometheus.query(render_query(templates[name], query_target))  # noqa: E731
+    requests, errors = read(watch.request_count_metric), read(watch.error_count_metric)
+    return judge_check(number, requests, errors, read(watch.response_time_metric), policy)
 
 
 def run_watch(

@@ -20,7 +20,7 @@ from delivery.sandbox.control import Faults, build_control_app
 from delivery.sandbox.controllers import ClusterControllers
 from delivery.sandbox.endpoints import Endpoints
 from delivery.sandbox.gateway import build_gateway_app
-from delivery.sandbox.loadgen import LoadGenerator
+from delivery.sandbox.loadgen import DEFAULT_TARGETS, LoadGenerator, LoadTarget
 from delivery.sandbox.promql import build_prometheus_app
 from delivery.sandbox.real_prometheus import RunningPrometheus, start_prometheus
 from delivery.sandbox.registry import build_registry_app
@@ -102,6 +102,7 @@ class Sandbox:
         rng = random.Random(self.seed)
         self.loadgen = LoadGenerator(
             urls["gateway"],
+            targets=self._load_targets(),
             requests_per_second=self.scenario.load.requests_per_second,
             rng=random.Random(rng.random()),
             canary_fraction=self.scenario.load.canary_header_percent / 100,
@@ -142,6 +143,11 @@ class Sandbox:
             if self._prometheus:
                 self._prometheus.stop()
         return endpoints
+
+    def _load_targets(self) -> tuple[LoadTarget, ...]:
+        """Production traffic on the public host, and the same requests on staging (its E2E/load traffic)."""
+        hosts = (self.scenario.hosts.production, self.scenario.hosts.staging)
+        return tuple(LoadTarget(t.path, host) for host in hosts for t in DEFAULT_TARGETS)
 
     def _set_load(self, requests_per_second: float) -> None:
         if self.loadgen is not None:

@@ -1,0 +1,88 @@
+"""Integration fixtures: a Prefect test server, the sandbox cluster in a subprocess, a fast policy."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from delivery.sandbox.endpoints import Endpoints
+from tests.conftest import REPO
+from tests.release.driver import PrefectApi
+
+SANDBOX_START_TIMEOUT = 30
+
+
+@pytest.fixture(scope="session")
+def prefect_api():
+    """One Prefect server for the session (it takes seconds to start): the REST API client."""
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield PrefectApi(PREFECT_API_URL.value())
+
+
+def fast_policy_data() -> dict:
+    """The demo policy with the waits shortened further, for tests."""
+    data = yaml.safe_load((REPO / "policies" / "demo.yaml").read_text())
+    data["environments"]["staging"]["watch"] = "2s"
+    data["environments"]["production"]["watch"] = "4s"
+    data["watch"].update(interval="2s", query_window="10s")
+    data["validation"].update(health_retry_interval="200ms", rollout_timeout="15s")
+    data["blue_green"].update(ready_timeout="15s", old_color_grace="0s")
+    data["approvals"].update(poll_interval="1s")
+    return data
+
+
+@pytest.fixture
+def policy_file(tmp_path) -> Path:
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(fast_policy_data(), sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def sandbox(tmp_path, policy_file, monkeypatch) -> Endpoints:
+    """A sandbox cluster in its own process, and TRIPGEN_* settings pointing the flows at it."""
+    state = tmp_path / "sandbox"
+    log = (tmp_path / "sandbox.log").open("wb")
+    command = [sys.executable, "-m", "delivery.cli", "sandbox", "serve", "--state-dir", str(state), "--policy", str(policy_file), "--seed", "7"]
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+    deadline = time.monotonic() + SANDBOX_START_TIMEOUT
+    while not (state / "endpoints.json").exists():
+        assert process.poll() is None, (tmp_path / "sandbox.log").read_text()
+        assert time.monotonic() < deadline, "the sandbox did not start"
+        time.sleep(0.1)
+    endpoints = Endpoints.read(state)
+    settings = {
+        "POLICY": str(policy_file),
+        "KUBECONFIG": str(state / "kubeconfig"),
+        "REGISTRY_URL": endpoints.registry,
+        "PROMETHEUS_URL": endpoints.prometheus,
+        "GATEWAY_URL": endpoints.gateway,
+        "REPORTS": str(REPO),
+        "AUDIT_LOG": str(tmp_path / "audit.jsonl"),
+        "RUN_TRIVY": "false",
+    }
+    for key, value in settings.items():
+        monkeypatch.setenv(f"TRIPGEN_{key}", value)
+    yield endpoints
+    process.terminate()
+    process.wait(timeout=15)
+    log.close()
+
+
+def set_fault(endpoints: Endpoints, **body) -> dict:
+    return httpx.patch(f"{endpoints.control}/faults", json=body).raise_for_status().json()
+
+
+def audit_events(tmp_path: Path) -> list[str]:
+    path = tmp_path / "audit.jsonl"
+    return [json.loads(line)["event"] for line in path.read_text().splitlines()] if path.exists() else []

@@ -1,0 +1,62 @@
+"""Watch verdicts: confident 5xx breaches and slow responses roll back; noise and missing data do not pass."""
+
+import pytest
+
+from delivery.metrics.prometheus import Reading
+from delivery.policy.models import Policy
+from delivery.release.stats import wilson_interval
+from delivery.release.watch import WatchTally, judge_check
+
+POLICY = Policy()  # roll back above 0.5% 5xx or 10 s; alert above 1%; 95% confidence
+
+
+def _r(value):
+    return Reading("q", value=value)
+
+
+def _none(reason="empty result"):
+    return Reading("q", inconclusive=reason)
+
+
+def test_wilson_interval_matches_the_textbook():
+    low, high = wilson_interval(10, 100, 95)
+    assert low == pytest.approx(0.0552, abs=1e-4) and high == pytest.approx(0.1744, abs=1e-4)
+    assert wilson_interval(0, 0, 95) == (0.0, 1.0)
+
+
+@pytest.mark.parametrize(
+    "requests, errors, p95, verdict",
+    [
+        (10_000, 5, 0.12, "ok"),  # 0.05%: healthy
+        (150, 2, 0.12, "alert"),  # 1.3% on 150 requests: above 1%, not confidently above 0.5%
+        (200, 10, 0.12, "rollback"),  # 5%: confidently above 0.5%
+        (10_000, 80, 0.12, "rollback"),  # 0.8% on a big sample
+        (10_000, 5, 12.0, "rollback"),  # p95 over 10 s
+        (0, 0, 0.12, "inconclusive"),  # no traffic
+    ],
+)
+def test_verdicts(requests, errors, p95, verdict):
+    assert judge_check(1, _r(requests), _r(errors), _r(p95), POLICY).verdict == verdict
+
+
+def test_a_missing_reading_is_inconclusive_never_ok():
+    check = judge_check(1, _r(500), _none("Prometheus at x is unreachable"), _r(0.1), POLICY)
+    assert check.verdict == "inconclusive" and "unreachable" in check.reason
+
+
+def test_a_breach_wins_over_a_missing_reading():
+    assert judge_check(1, _r(200), _r(20), _none(), POLICY).verdict == "rollback"
+
+
+def test_rollback_reason_carries_the_numbers():
+    reason = judge_check(1, _r(200), _r(10), _r(0.1), POLICY).reason
+    assert "5xx rate 5% (10 of 200" in reason and "> 0.5%" in reason
+
+
+def test_tally_rolls_back_after_tolerated_inconclusive_checks():
+    tally = WatchTally(tolerated_failed_checks=1)
+    tally.add(judge_check(1, _none(), _r(0), _r(0.1), POLICY))
+    assert tally.must_roll_back is None
+    tally.add(judge_check(2, _r(100), _r(0), _r(0.1), POLICY))
+    tally.add(judge_check(3, _none(), _r(0), _r(0.1), POLICY))
+    assert tally.must_roll_back is not None and tally.failed_checks == 2
