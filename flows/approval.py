@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from prefect import get_run_logger
+from prefect import get_client, get_run_logger
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
+from prefect.runtime import flow_run
+from prefect.states import Running
 from pydantic import Field
 
 from delivery.approvals import Answer, ApprovalRound, Kind
@@ -46,6 +48,7 @@ def collect_approvals(policy: Approvals, kind: Kind, initiator: str, tag: str, c
             )
         except FlowPauseTimeout:
             approvals.consider_timeout(policy.timeout)
+            resume_after_timeout()
             break
         decision = approvals.consider(Answer(answer.approver, answer.approve, answer.comment))
         if decision.outcome == "refused":
@@ -59,3 +62,9 @@ def collect_approvals(policy: Approvals, kind: Kind, initiator: str, tag: str, c
             log.warning(decision.reason)
             audit(event="approval_rejected", actor=decision.approver, release=tag, details={"comment": answer.comment})
     return approvals
+
+
+def resume_after_timeout() -> None:
+    """An expired pause can no longer resume by the rules; the flow takes the run back to record the rejection."""
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(flow_run.id, Running(message="approval timed out: recording the rejection"), force=True)

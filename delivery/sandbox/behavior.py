@@ -21,15 +21,20 @@ class VersionBehavior:
 
 @dataclass(frozen=True)
 class BehaviorRule:
-    """A glob on the image tag (`*-faulty`) and the behavior it gives."""
+    """A glob on the image tag (`*-faulty`) and the behavior it gives, in some namespaces or (None) all."""
 
     tag_glob: str
     behavior: VersionBehavior
+    namespaces: tuple[str, ...] | None = None
+
+    def applies(self, tag: str, namespace: str | None) -> bool:
+        in_scope = self.namespaces is None or namespace is None or namespace in self.namespaces
+        return in_scope and fnmatch.fnmatchcase(tag, self.tag_glob)
 
 
 DEFAULT_RULES: tuple[BehaviorRule, ...] = (
     BehaviorRule("*-broken", VersionBehavior(becomes_ready=False)),
-    BehaviorRule("*-faulty", VersionBehavior(error_rate=0.05)),
+    BehaviorRule("*-faulty", VersionBehavior(error_rate=0.05), ("production",)),
     BehaviorRule("*-slow", VersionBehavior(latency_p50_ms=900.0, latency_p95_ms=1500.0)),
     BehaviorRule("*", VersionBehavior()),
 )
@@ -71,23 +76,26 @@ class BehaviorBook:
 
     def tag_of(self, image: str) -> str | None:
         """The tag an image reference runs, resolving `@sha256:` through known digests."""
-        _, tag, digest = split_image(image)
-        if digest:
-            known = self._tags_by_digest.get(digest)
-            return known[1] if known else tag
-        return tag
+        return self._name_and_tag(image)[1]
 
-    def override(self, tag: str, **fields: object) -> None:
-        """Set a run-time fault on one tag (e.g. `error_rate=0.2`); merged over the rules."""
-        self._overrides.setdefault(tag, {}).update(fields)
+    def _name_and_tag(self, image: str) -> tuple[str, str | None]:
+        """(repository name without registry, tag), resolving digests the registry knows."""
+        repository, tag, digest = split_image(image)
+        known = self._tags_by_digest.get(digest) if digest else None
+        return repository.rsplit("/", 1)[-1], known[1] if known else tag
+
+    def override(self, target: str, **fields: object) -> None:
+        """Set a run-time fault on a tag (`v1.2.0`) or one repository's tag (`ai-service:v1.2.0`)."""
+        self._overrides.setdefault(target, {}).update(fields)
 
     def clear_overrides(self) -> None:
         """Drop every run-time fault."""
         self._overrides.clear()
 
-    def for_image(self, image: str) -> VersionBehavior:
-        """The behavior of pods running `image`."""
-        tag = self.tag_of(image) or "latest"
-        base = next(r.behavior for r in self.rules if fnmatch.fnmatchcase(tag, r.tag_glob))
-        fields = self._overrides.get(tag)
+    def for_image(self, image: str, namespace: str | None = None) -> VersionBehavior:
+        """The behavior of pods running `image` in `namespace`: the first rule that applies, then faults."""
+        name, tag = self._name_and_tag(image)
+        tag = tag or "latest"
+        base = next((r.behavior for r in self.rules if r.applies(tag, namespace)), VersionBehavior())
+        fields = {**self._overrides.get(tag, {}), **self._overrides.get(f"{name}:{tag}", {})}
         return replace(base, **fields) if fields else base

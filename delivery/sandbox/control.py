@@ -34,7 +34,7 @@ class FaultRequest(Strict):
     api_throttle_percent: Percent | None = None
     api_latency_ms: float | None = Field(default=None, ge=0)
     prometheus_down: bool | None = None
-    versions: dict[str, VersionFault] = {}
+    versions: dict[str, VersionFault] = Field(default={}, description="by tag (`v1.2.0`) or repository and tag (`ai-service:v1.2.0`)")
 
 
 class ImagePush(Strict):

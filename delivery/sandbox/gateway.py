@@ -69,7 +69,7 @@ class _Gateway:
         if isinstance(upstream, NoRoute):
             return PlainTextResponse(upstream.reason, upstream.status)
         image = container_image(upstream.pod)
-        behavior = self.behaviors.for_image(image)
+        behavior = self.behaviors.for_image(image, target.namespace)
         latency = latency_seconds(behavior, self.rng)
         await asyncio.sleep(latency)
         status, body, uri = simulate_app(request.method, target.path, behavior, self.rng)

@@ -20,6 +20,7 @@ class BehaviorSpec(Strict):
     """How pods of tags matching `tag` (a glob such as `*-faulty`) behave."""
 
     tag: str
+    namespaces: list[str] | None = None
     becomes_ready: bool = True
     error_rate_percent: Percent = 0.05
     latency_p50_ms: float = Field(default=40, gt=0)
@@ -34,7 +35,7 @@ class BehaviorSpec(Strict):
             latency_p95_ms=max(self.latency_p95_ms, self.latency_p50_ms),
             db_healthy=self.db_healthy,
         )
-        return BehaviorRule(self.tag, behavior)
+        return BehaviorRule(self.tag, behavior, tuple(self.namespaces) if self.namespaces is not None else None)
 
 
 class Load(Strict):
@@ -61,7 +62,7 @@ class Scenario(Strict):
     def rules(self) -> tuple[BehaviorRule, ...]:
         """Behavior rules in order, with a healthy catch-all appended when the file has none."""
         rules = [spec.rule() for spec in self.behaviors]
-        if not any(rule.tag_glob == "*" for rule in rules):
+        if not any(rule.tag_glob == "*" and rule.namespaces is None for rule in rules):
             rules.append(BehaviorRule("*", VersionBehavior()))
         return tuple(rules)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -35,17 +36,38 @@ def fast_policy_data() -> dict:
     data["environments"]["staging"]["watch"] = "2s"
     data["environments"]["production"]["watch"] = "4s"
     data["watch"].update(interval="2s", query_window="10s")
-    data["validation"].update(health_retry_interval="200ms", rollout_timeout="15s")
-    data["blue_green"].update(ready_timeout="15s", old_color_grace="0s")
+    data["validation"].update(health_retry_interval="200ms", rollout_timeout="8s")
+    data["blue_green"].update(ready_timeout="8s", old_color_grace="0s")
     data["approvals"].update(poll_interval="1s")
     return data
 
 
 @pytest.fixture
-def policy_file(tmp_path) -> Path:
+def policy_changes() -> dict:
+    """Override per test (section -> fields) to change the fast policy."""
+    return {}
+
+
+@pytest.fixture
+def policy_file(tmp_path, policy_changes) -> Path:
+    data = fast_policy_data()
+    for section, fields in policy_changes.items():
+        data[section].update(fields)
     path = tmp_path / "policy.yaml"
-    path.write_text(yaml.safe_dump(fast_policy_data(), sort_keys=False))
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
+
+
+PASSING_TAGS = ("v1.3.0", "v1.4.0-broken")  # tags whose CI reports pass, like v1.2.0's
+
+
+def reports_root(tmp_path: Path) -> Path:
+    """The shipped sample reports, plus passing reports for the other tags the tests release."""
+    root = tmp_path / "reports-root"
+    shutil.copytree(REPO / "reports", root / "reports")
+    for tag in PASSING_TAGS:
+        shutil.copytree(REPO / "reports" / "v1.2.0", root / "reports" / tag)
+    return root
 
 
 @pytest.fixture
@@ -67,7 +89,7 @@ def sandbox(tmp_path, policy_file, monkeypatch) -> Endpoints:
         "REGISTRY_URL": endpoints.registry,
         "PROMETHEUS_URL": endpoints.prometheus,
         "GATEWAY_URL": endpoints.gateway,
-        "REPORTS": str(REPO),
+        "REPORTS": str(reports_root(tmp_path)),
         "AUDIT_LOG": str(tmp_path / "audit.jsonl"),
         "RUN_TRIVY": "false",
     }
@@ -83,6 +105,15 @@ def set_fault(endpoints: Endpoints, **body) -> dict:
     return httpx.patch(f"{endpoints.control}/faults", json=body).raise_for_status().json()
 
 
-def audit_events(tmp_path: Path) -> list[str]:
+def push_image(endpoints: Endpoints, tag: str, services: list[str]) -> None:
+    for service in services:
+        httpx.post(f"{endpoints.control}/images", json={"repository": service, "tag": tag}).raise_for_status()
+
+
+def audit_records(tmp_path: Path) -> list[dict]:
     path = tmp_path / "audit.jsonl"
-    return [json.loads(line)["event"] for line in path.read_text().splitlines()] if path.exists() else []
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def audit_events(tmp_path: Path) -> list[str]:
+    return [record["event"] for record in audit_records(tmp_path)]

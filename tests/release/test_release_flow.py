@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from delivery.kube import Deployments, Routing, connect
@@ -14,14 +16,8 @@ SERVICES = ["user-service", "location-service", "trip-service", "ai-service"]
 
 @pytest.fixture
 def cluster(sandbox):
-    conn = connect(str(sandbox_kubeconfig(sandbox)))
+    conn = connect(os.environ["TRIPGEN_KUBECONFIG"])
     return Deployments(conn), Routing(conn)
-
-
-def sandbox_kubeconfig(endpoints):
-    import os
-
-    return os.environ["TRIPGEN_KUBECONFIG"]
 
 
 def release_run(tag, **parameters):
@@ -31,9 +27,18 @@ def release_run(tag, **parameters):
 
 
 def live(cluster, service):
+    """(color, image) production traffic reaches for `service`."""
     deployments, routing = cluster
     color = routing.selected_color("production", service)
     return color, deployments.image_of("production", f"{service}-{color}")
+
+
+def staging_image(cluster, service):
+    return cluster[0].image_of("staging", service)
+
+
+def digest_image(service, tag):
+    return f"acrtrpgenprod.azurecr.io/{service}@{manifest_digest(service, tag)}"
 
 
 def test_happy_path_releases_every_service(prefect_api, sandbox, cluster, tmp_path):

@@ -53,7 +53,8 @@ def test_ingress_paths_come_from_the_policy(seeded):
 def test_default_behaviors_by_tag():
     book = BehaviorBook(load_scenario().rules())
     assert not book.for_image("r/trip-service:v1.4.0-broken").becomes_ready
-    assert book.for_image("r/trip-service:v1.3.0-faulty").error_rate == pytest.approx(0.05)
+    assert book.for_image("r/trip-service:v1.3.0-faulty", "production").error_rate == pytest.approx(0.05)
+    assert book.for_image("r/trip-service:v1.3.0-faulty", "staging").error_rate == pytest.approx(0.0005)
     assert book.for_image("r/trip-service:v1.3.0-slow").latency_p95_ms == 1500
     healthy = book.for_image("r/trip-service:v1.2.0")
     assert healthy.becomes_ready and healthy.error_rate == pytest.approx(0.0005) and healthy.latency_p95_ms == 120
@@ -73,3 +74,10 @@ def test_a_bad_scenario_names_the_problem(tmp_path):
     path.write_text("known_tags: [v1.0.0]\nbehaviors: [{tag: '*', error_rate_percent: 150}]\n")
     with pytest.raises(ValueError, match="behaviors.0.error_rate_percent"):
         load_scenario(path)
+
+
+def test_faults_can_target_one_repository():
+    book = BehaviorBook(load_scenario().rules())
+    book.override("ai-service:v1.2.0", becomes_ready=False)
+    assert not book.for_image("acr/ai-service:v1.2.0").becomes_ready
+    assert book.for_image("acr/trip-service:v1.2.0").becomes_ready
