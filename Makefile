@@ -13,10 +13,9 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-## demo: the main job. Until the release flow lands (issue 4) it validates the shipped policies.
+## demo: the main job, a full release on the sandbox cluster and a local Prefect server
 demo: $(STAMP)
-	$(VENV)/bin/tripgen-release policy check policies/tripgen.yaml
-	$(VENV)/bin/tripgen-release policy check policies/demo.yaml
+	$(VENV)/bin/tripgen-release demo $(ARGS)
 
 ## test: run the whole test suite
 test: $(STAMP)

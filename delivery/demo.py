@@ -1,0 +1,203 @@
+"""`tripgen-release demo`: a local Prefect server, the sandbox, the served flows, and two releases driven
+through Prefect's REST API as release managers and approvers would."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+import httpx
+
+from delivery.audit import verify
+from delivery.kube import Deployments, Routing, connect
+from delivery.policy.loader import load_policy
+from delivery.prefect_rest import PrefectRest
+from delivery.release.plan import resolve_digest
+from delivery.sandbox.endpoints import Endpoints
+
+PREFECT_PORT = 4200
+START_TIMEOUT = 120
+RELEASE_TIMEOUT = 600
+
+
+@dataclass
+class Processes:
+    """The child processes the demo started, stopped in reverse order unless kept."""
+
+    started: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
+
+    def start(self, name: str, command: list[str], env: dict[str, str], log_dir: Path) -> subprocess.Popen:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log = (log_dir / f"{name}.log").open("ab")
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.started.append((name, process))
+        return process
+
+    def stop(self) -> None:
+        for _, process in reversed(self.started):
+            if process.poll() is None:
+                process.terminate()
+        for _, process in reversed(self.started):
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def wait_until(check, what: str, timeout: float, process: subprocess.Popen | None = None, log: Path | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if process is not None and process.poll() is not None:
+            tail = log.read_text()[-3000:] if log and log.exists() else ""
+            raise click.ClickException(f"{what} exited with {process.returncode}:\n{tail}")
+        if time.monotonic() > deadline:
+            raise click.ClickException(f"{what} did not start within {timeout}s (see {log})")
+        time.sleep(0.3)
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def prefect_server(procs: Processes, state: Path, env: dict[str, str]) -> str:
+    """PREFECT_API_URL if set, a healthy server on 127.0.0.1:4200, or a new one (SQLite in the state dir)."""
+    url = os.environ.get("PREFECT_API_URL") or f"http://127.0.0.1:{PREFECT_PORT}/api"
+    if PrefectRest(url).healthy():
+        click.echo(f"using the Prefect server at {url}")
+        return url
+    port = PREFECT_PORT if port_is_free(PREFECT_PORT) else free_port()
+    url = f"http://127.0.0.1:{port}/api"
+    server_env = {**env, "PREFECT_HOME": str(state / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    click.echo(f"starting a Prefect server on 127.0.0.1:{port} (SQLite in {state / 'prefect'})")
+    process = procs.start("prefect-server", [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)], server_env, state / "logs")
+    wait_until(PrefectRest(url).healthy, "the Prefect server", START_TIMEOUT, process, state / "logs" / "prefect-server.log")
+    return url
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_sandbox(procs: Processes, state: Path, policy: Path, env: dict[str, str]) -> Endpoints:
+    cluster = state / "cluster"
+    Endpoints.clear(cluster)
+    click.echo("starting the sandbox cluster")
+    command = [sys.executable, "-m", "delivery.cli", "sandbox", "serve", "--state-dir", str(cluster), "--policy", str(policy)]
+    process = procs.start("sandbox", command, env, state / "logs")
+    wait_until(lambda: (cluster / "endpoints.json").exists(), "the sandbox", START_TIMEOUT, process, state / "logs" / "sandbox.log")
+    return Endpoints.read(cluster)
+
+
+def release_env(env: dict[str, str], api_url: str, endpoints: Endpoints, state: Path, policy: Path) -> dict[str, str]:
+    """The worker's environment: where the flows find the sandbox (no secrets: the sandbox has none)."""
+    return {
+        **env,
+        "PREFECT_API_URL": api_url,
+        "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "TRIPGEN_POLICY": str(policy),
+        "TRIPGEN_KUBECONFIG": str(state / "cluster" / "kubeconfig"),
+        "TRIPGEN_REGISTRY_URL": endpoints.registry,
+        "TRIPGEN_PROMETHEUS_URL": endpoints.prometheus,
+        "TRIPGEN_GATEWAY_URL": endpoints.gateway,
+        "TRIPGEN_REPORTS": str(Path.cwd()),
+        "TRIPGEN_AUDIT_LOG": str(state / "audit" / "audit.jsonl"),
+        "TRIPGEN_RUN_TRIVY": "false",
+        "TRIPGEN_PREFECT_UI_URL": api_url.removesuffix("/api"),
+    }
+
+
+def drive_release(api: PrefectRest, deployment: dict, tag: str, initiator: str, approvers: list[str], ui: str) -> dict:
+    """Start `release` for `tag`, answer each approval pause as the next approver, return the final run."""
+    run = api.create_run(deployment["id"], {"tag": tag, "initiator": initiator, "reason": "demo"})
+    click.echo(f"\nrelease {tag}: flow run {ui}/runs/flow-run/{run['id']}")
+    answered: str | None = None
+    waiting = iter(approvers)
+    while True:
+        run, pause = api.wait_for(run["id"], RELEASE_TIMEOUT, after_key=answered)
+        if pause is None:
+            return run
+        approver = next(waiting)
+        api.resume(run["id"], {"approver": approver, "approve": True, "comment": "approved in the demo"})
+        click.echo(f"  paused for approval ({pause.key}); approved by {approver} through POST /api/flow_runs/{{id}}/resume")
+        answered = pause.key
+
+
+def print_outcome(run: dict) -> None:
+    state = run["state"]
+    message = state.get("message") or ("released: every service switched and watched" if state["type"] == "COMPLETED" else "")
+    click.echo(f"  -> {state['type'].lower()}: {message}")
+
+
+def print_cluster(state: Path, policy_path: Path, endpoints: Endpoints, tags: tuple[str, ...]) -> None:
+    """Which color and image each service's traffic reaches, with the tag its digest belongs to."""
+    policy = load_policy(policy_path)
+    with httpx.Client() as http:
+        tag_of = {
+            resolve_digest(http, endpoints.registry, svc.repository, tag): tag for svc in policy.services for tag in ("v1.0.0", *tags)
+        }
+    conn = connect(str(state / "cluster" / "kubeconfig"))
+    deployments, routing = Deployments(conn), Routing(conn)
+    namespace = policy.environments["production"].namespace
+    click.echo("\nproduction now (read from the cluster):")
+    for svc in policy.services:
+        color = routing.selected_color(namespace, svc.name)
+        image = deployments.image_of(namespace, f"{svc.name}-{color}") or ""
+        tag = tag_of.get(image.rpartition("@")[2], "?")
+        click.echo(f"  {svc.name:<18} {color:<6} {tag:<14} {image}")
+
+
+def run_demo(policy: Path, state: Path, keep: bool, tags: tuple[str, str]) -> None:
+    """The whole demo; leaves everything running with `keep`."""
+    state.mkdir(parents=True, exist_ok=True)
+    procs = Processes()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRIPGEN_")}
+    started = time.monotonic()
+    try:
+        api_url = prefect_server(procs, state, env)
+        endpoints = start_sandbox(procs, state, policy, env)
+        worker_env = release_env(env, api_url, endpoints, state, policy)
+        click.echo("serving the release flow as deployment release/sandbox")
+        procs.start("flows", [sys.executable, "-m", "flows.serve", "sandbox"], worker_env, state / "logs")
+        api, ui = PrefectRest(api_url), api_url.removesuffix("/api")
+        wait_until(lambda: _has_deployment(api), "the flow server", START_TIMEOUT, procs.started[-1][1], state / "logs" / "flows.log")
+        deployment = api.deployment("release/sandbox")
+        approvers = _two_approvers(policy)
+        for tag in tags:
+            print_outcome(drive_release(api, deployment, tag, "demo-release-manager", approvers, ui))
+        print_cluster(state, policy, endpoints, tags)
+        audit = verify(state / "audit" / "audit.jsonl")
+        click.echo(f"\naudit log {state / 'audit' / 'audit.jsonl'}: {audit.records} records, chain {'intact' if audit.intact else 'BROKEN'}")
+        click.echo(f"run history: {ui}/runs   (demo took {time.monotonic() - started:.0f}s)")
+        if keep:
+            click.echo(f"kept running. kubectl --kubeconfig {state / 'cluster' / 'kubeconfig'} get deploy,svc -n production")
+    finally:
+        if not keep:
+            procs.stop()
+
+
+def _has_deployment(api: PrefectRest) -> bool:
+    try:
+        api.deployment("release/sandbox")
+        return True
+    except LookupError:
+        return False
+
+
+def _two_approvers(policy_path: Path) -> list[str]:
+    """Two members of the production approver groups, one from each group where possible."""
+    policy = load_policy(policy_path)
+    rule, groups = policy.approvals.production, policy.approvals.groups
+    chosen: list[str] = []
+    for group in rule.groups:
+        chosen += [m for m in groups.get(group, []) if m not in chosen][:1]
+    return chosen
