@@ -24,6 +24,7 @@ class RetryPolicy:
     attempts: int = 6
     base_delay: float = 0.2
     max_delay: float = 5.0
+    max_retry_after: float = 30.0  # a server's Retry-After is honoured up to this
 
 
 @dataclass
@@ -64,7 +65,7 @@ class KubeConnection:
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
-            return min(retry_after, self.retry.max_delay * 4)
+            return min(retry_after, self.retry.max_retry_after)
         backoff = min(self.retry.base_delay * 2 ** (attempt - 1), self.retry.max_delay)
         return backoff * random.uniform(0.5, 1.0)
 

@@ -127,6 +127,7 @@ class Sandbox:
         if self.real_prometheus:
             self._prometheus = await asyncio.to_thread(self._start_real_prometheus, urls["control"])
             urls["prometheus"] = self._prometheus.url
+        await self._seeded_deployments_available()
         endpoints = Endpoints(**urls)
         endpoints.write(self.state_dir, self.policy.environments["production"].namespace)
         try:
@@ -143,6 +144,14 @@ class Sandbox:
             if self._prometheus:
                 self._prometheus.stop()
         return endpoints
+
+    async def _seeded_deployments_available(self) -> None:
+        """Wait until every seeded Deployment is available, so the first request finds ready pods."""
+        while not all(
+            (d.get("status") or {}).get("availableReplicas", 0) >= d["spec"].get("replicas", 1)
+            for d in self.store.list_objects("deployments")
+        ):
+            await asyncio.sleep(self.scenario.ready_delay.total_seconds() / 5 or 0.01)
 
     def _load_targets(self) -> tuple[LoadTarget, ...]:
         """Production traffic on the public host, and the same requests on staging (its E2E/load traffic)."""

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -16,8 +13,7 @@ import yaml
 from delivery.sandbox.endpoints import Endpoints
 from tests.conftest import REPO
 from tests.release.driver import PrefectApi
-
-SANDBOX_START_TIMEOUT = 30
+from delivery.sandbox.process import sandbox_process
 
 
 @pytest.fixture(scope="session")
@@ -73,32 +69,20 @@ def reports_root(tmp_path: Path) -> Path:
 @pytest.fixture
 def sandbox(tmp_path, policy_file, monkeypatch) -> Endpoints:
     """A sandbox cluster in its own process, and TRIPGEN_* settings pointing the flows at it."""
-    state = tmp_path / "sandbox"
-    log = (tmp_path / "sandbox.log").open("wb")
-    command = [sys.executable, "-m", "delivery.cli", "sandbox", "serve", "--state-dir", str(state), "--policy", str(policy_file), "--seed", "7"]
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
-    deadline = time.monotonic() + SANDBOX_START_TIMEOUT
-    while not (state / "endpoints.json").exists():
-        assert process.poll() is None, (tmp_path / "sandbox.log").read_text()
-        assert time.monotonic() < deadline, "the sandbox did not start"
-        time.sleep(0.1)
-    endpoints = Endpoints.read(state)
-    settings = {
-        "POLICY": str(policy_file),
-        "KUBECONFIG": str(state / "kubeconfig"),
-        "REGISTRY_URL": endpoints.registry,
-        "PROMETHEUS_URL": endpoints.prometheus,
-        "GATEWAY_URL": endpoints.gateway,
-        "REPORTS": str(reports_root(tmp_path)),
-        "AUDIT_LOG": str(tmp_path / "audit.jsonl"),
-        "RUN_TRIVY": "false",
-    }
-    for key, value in settings.items():
-        monkeypatch.setenv(f"TRIPGEN_{key}", value)
-    yield endpoints
-    process.terminate()
-    process.wait(timeout=15)
-    log.close()
+    with sandbox_process(tmp_path, policy_file) as endpoints:
+        settings = {
+            "POLICY": str(policy_file),
+            "KUBECONFIG": str(tmp_path / "sandbox" / "kubeconfig"),
+            "REGISTRY_URL": endpoints.registry,
+            "PROMETHEUS_URL": endpoints.prometheus,
+            "GATEWAY_URL": endpoints.gateway,
+            "REPORTS": str(reports_root(tmp_path)),
+            "AUDIT_LOG": str(tmp_path / "audit.jsonl"),
+            "RUN_TRIVY": "false",
+        }
+        for key, value in settings.items():
+            monkeypatch.setenv(f"TRIPGEN_{key}", value)
+        yield endpoints
 
 
 def set_fault(endpoints: Endpoints, **body) -> dict:

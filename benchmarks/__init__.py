@@ -1,0 +1,1 @@
+"""Benchmarks: commands that print a table (performance is measured here, not asserted in tests)."""

@@ -1,0 +1,37 @@
+"""Start `tripgen-release sandbox serve` in its own process (tests, benchmarks), as an operator would."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from delivery.sandbox.endpoints import Endpoints
+
+START_TIMEOUT = 30
+
+
+@contextmanager
+def sandbox_process(work_dir: Path, policy_file: Path | None = None, *extra: str) -> Iterator[Endpoints]:
+    """A running sandbox whose files live in `work_dir/sandbox`; stopped with SIGTERM afterwards."""
+    state = work_dir / "sandbox"
+    log_path = work_dir / "sandbox.log"
+    command = [sys.executable, "-m", "delivery.cli", "sandbox", "serve", "--state-dir", str(state), "--seed", "7", *extra]
+    if policy_file:
+        command += ["--policy", str(policy_file)]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + START_TIMEOUT
+            while not (state / "endpoints.json").exists():
+                assert process.poll() is None, log_path.read_text()
+                assert time.monotonic() < deadline, f"the sandbox did not start:\n{log_path.read_text()}"
+                time.sleep(0.1)
+            yield Endpoints.read(state)
+        finally:
+            process.terminate()
+            process.wait(timeout=15)
+    assert not (state / "endpoints.json").exists(), "a stopped sandbox must remove its endpoints file"
