@@ -111,6 +111,12 @@ class ApprovalRound:
         return any(name in self.policy.groups.get(group, []) for group in groups)
 
 
+def may_decide(policy: Approvals, name: str) -> bool:
+    """Whether `name` may steer production (a production approver or the emergency override group)."""
+    groups = [*policy.production.groups, *policy.emergency_override.groups]
+    return any(name.strip() in policy.groups.get(group, []) for group in groups)
+
+
 def hotfix_auto_approves(policy: Approvals, security_patch: bool, severity: str) -> str | None:
     """The reason a hotfix needs no person's approval (R-SEC-3), or None when it does."""
     if security_patch and policy.hotfix.auto_approve_security_patch:

@@ -8,6 +8,29 @@ from dataclasses import dataclass
 import httpx
 
 FINAL_STATES = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+RETRIED_STATUS = {429, 502, 503, 504}
+ATTEMPTS = 6
+
+
+class RetryingTransport(httpx.BaseTransport):
+    """Retries 429/502/503/504 (a busy server, e.g. SQLite locked) with backoff, honouring Retry-After."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self.inner = inner
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        for attempt in range(1, ATTEMPTS + 1):
+            response = self.inner.handle_request(request)
+            if response.status_code not in RETRIED_STATUS or attempt == ATTEMPTS:
+                return response
+            response.read()
+            response.close()
+            wait = response.headers.get("Retry-After", "")
+            time.sleep(float(wait) if wait.replace(".", "", 1).isdigit() else 0.25 * 2**attempt)
+        raise AssertionError("unreachable: the last attempt returns")
+
+    def close(self) -> None:
+        self.inner.close()
 
 
 @dataclass(frozen=True)
@@ -26,7 +49,8 @@ class PrefectRest:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         auth = tuple(auth_string.split(":", 1)) if auth_string else None
         self.api_url = api_url.rstrip("/")
-        self.http = httpx.Client(base_url=self.api_url, headers=headers, auth=auth, timeout=timeout)
+        transport = RetryingTransport(httpx.HTTPTransport())
+        self.http = httpx.Client(base_url=self.api_url, headers=headers, auth=auth, timeout=timeout, transport=transport)
 
     def close(self) -> None:
         self.http.close()

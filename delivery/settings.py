@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     run_trivy: bool = True  # scan with the trivy binary when installed; False reads the reports
     audit_log: Path = Path("audit/audit.jsonl")
     prefect_ui_url: str | None = None
+    release_lock: str = "production-release"  # the global concurrency limit one production release holds
 
     def load_policy(self) -> Policy:
         return load_policy(self.policy)

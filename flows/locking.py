@@ -9,21 +9,21 @@ from prefect import get_client, get_run_logger
 from prefect.concurrency.sync import concurrency
 from prefect.runtime import flow_run
 
-PRODUCTION_LOCK = "production-release"
-
+from delivery.release.runtime import runtime
 
 @contextmanager
 def production_release_lock() -> Iterator[None]:
-    """Hold the global `production-release` limit (one slot) while the release touches the cluster.
+    """Hold the global limit `TRIPGEN_RELEASE_LOCK` (one slot) while the release touches the cluster.
 
     A pause frees a deployment's own concurrency slot, so the lock is held in code and survives
     the approval pause: a second release waits here, touching nothing, until the first ends.
     """
+    name = runtime().settings.release_lock
     with get_client(sync_client=True) as client:
-        client.upsert_global_concurrency_limit_by_name(PRODUCTION_LOCK, limit=1)
-    get_run_logger().info("waiting for the '%s' lock (another production release may be running or paused)", PRODUCTION_LOCK)
-    with concurrency(PRODUCTION_LOCK, occupy=1, strict=True):
-        get_run_logger().info("holding the '%s' lock", PRODUCTION_LOCK)
+        client.upsert_global_concurrency_limit_by_name(name, limit=1)
+    get_run_logger().info("waiting for the '%s' lock (another production release may be running or paused)", name)
+    with concurrency(name, occupy=1, strict=True):
+        get_run_logger().info("holding the '%s' lock", name)
         yield
 
 

@@ -12,6 +12,7 @@ from delivery.approvals import hotfix_auto_approves
 from delivery.release.describe import approval_context, service_rows
 from delivery.release.runtime import runtime
 from flows.approval import collect_approvals
+from flows.canary import release_canary
 from flows.production import release_blue_green
 from flows.locking import label_this_run, production_release_lock
 from flows.staging import release_to_staging
@@ -26,7 +27,7 @@ from tasks.window import next_opening, wait_for_sync_window, window_is_open
 def release(
     tag: str,
     services: list[str] | None = None,
-    strategy: Literal["blue-green"] = "blue-green",
+    strategy: Literal["blue-green", "canary"] = "blue-green",
     initiator: str = "release-manager",
     hotfix: bool = False,
     security_patch: bool = False,
@@ -67,10 +68,15 @@ def release(
         if not (hotfix or override or window_is_open()):
             wait_for_sync_window(next_opening())
 
+        if strategy == "canary":
+            production = release_canary(plan, initiator)
+            if production.failure:
+                return finish(tag, "rolled back", production.failure, plan, production, started, initiator)
+            return finish(tag, "released", "every canary analysed and promoted", plan, production, started, initiator)
+
         production = release_blue_green(plan, initiator)
         if production.failure:
             return finish(tag, "rolled back", production.failure, plan, production, started, initiator)
-
         time.sleep(policy.blue_green.old_color_grace.total_seconds())
         for switch in production.switches:
             retire_old_color(switch["service"], switch["from"])

@@ -28,6 +28,17 @@ class Routing:
         if now != color:
             raise RuntimeError(f"service {namespace}/{service} selects version '{now}' after switching to '{color}'")
 
+    def select_every_version(self, namespace: str, service: str) -> None:
+        """Drop `version` from the Service selector, so the DestinationRule's subsets split its pods."""
+        patch = {"spec": {"selector": {"version": None}}}
+        self.conn.call(self.conn.core.patch_namespaced_service, service, namespace, patch)
+
+    def set_subsets(self, namespace: str, name: str, subsets: dict[str, dict[str, str]]) -> None:
+        """Replace the DestinationRule's subsets (name -> labels; empty labels: the whole Service)."""
+        listed = [{"name": subset, **({"labels": labels} if labels else {})} for subset, labels in subsets.items()]
+        patch = {"spec": {"subsets": listed}}
+        self.conn.call(self.conn.custom.patch_namespaced_custom_object, *ISTIO, namespace, "destinationrules", name, patch)
+
     def virtual_service(self, namespace: str, name: str) -> dict:
         return self.conn.call(self.conn.custom.get_namespaced_custom_object, *ISTIO, namespace, "virtualservices", name)
 

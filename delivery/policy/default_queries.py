@@ -27,6 +27,18 @@ _RAW: dict[str, tuple[str, str]] = {
         " / sum(rate(http_requests_total{HTTP}[{{ interval }}]))) * 100",
         "percent",
     ),
+    "istio-requests": (
+        "sum(increase(istio_requests_total{ISTIO}[{{ interval }}]))",
+        "count",
+    ),
+    "istio-requests-5xx": (
+        "sum(increase(istio_requests_total{ISTIO,response_code=~\"5..\"}[{{ interval }}])) or vector(0)",
+        "count",
+    ),
+    "istio-latency-buckets": (
+        "sum(increase(istio_request_duration_milliseconds_bucket{ISTIO}[{{ interval }}])) by (le)",
+        "count",
+    ),
     "requests-total": (
         "sum(increase(http_requests_total{HTTP}[{{ interval }}]))",
         "count",

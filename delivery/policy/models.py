@@ -253,6 +253,16 @@ def _default_stages() -> list[CanaryStage]:
     ]
 
 
+class StatisticalJudgeSettings(Strict):
+    """The statistical judge (docs/judges.md): canary against stable, false rollbacks at most `false_rollback_percent`."""
+
+    false_rollback_percent: float = Field(default=1, gt=0, lt=100, description="over a whole canary, any length")
+    latency_share_percent: float = Field(default=20, gt=0, lt=100, description="of that budget for latency; the rest for 5xx")
+    min_error_rate_increase_points: float = Field(default=0.1, ge=0, description="smaller 5xx-rate increases never roll back")
+    min_latency_increase_percent: float = Field(default=5, ge=0, description="smaller mean-latency increases never roll back")
+    min_requests: int = Field(default=100, ge=1, description="per side and interval; fewer is inconclusive")
+
+
 class Canary(Strict):
     progression: Literal["stages", "analysis"] = "stages"
     header_name: str = "canary"
@@ -260,6 +270,7 @@ class Canary(Strict):
     stages: list[CanaryStage] = Field(default_factory=_default_stages, min_length=1)
     analysis: Analysis = Analysis()
     judge: Literal["threshold", "statistical"] = "threshold"
+    statistical: StatisticalJudgeSettings = StatisticalJudgeSettings()
     on_inconclusive: Literal["fail", "pause"] = "fail"
     abort_error_rate_percent: Percent = 1
     log_retention: PositiveDuration = _d("30d")

@@ -12,6 +12,7 @@ from delivery.kube import Deployments, Diagnostics, Routing, connect
 from delivery.metrics.prometheus import PrometheusClient
 from delivery.policy.models import Policy
 from delivery.release.bluegreen import BlueGreen
+from delivery.release.canary import CanaryRollout
 from delivery.release.probes import Prober
 from delivery.settings import Settings
 
@@ -45,6 +46,10 @@ class Runtime:
     @cached_property
     def blue_green(self) -> BlueGreen:
         return BlueGreen(self.policy, self.deployments, self.routing)
+
+    @cached_property
+    def canary(self) -> CanaryRollout:
+        return CanaryRollout(self.policy, self.deployments, self.routing, self.diagnostics)
 
     @cached_property
     def http(self) -> httpx.Client:

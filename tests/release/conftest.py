@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -10,9 +11,11 @@ import httpx
 import pytest
 import yaml
 
+from delivery.kube import Deployments, Routing, connect
 from delivery.sandbox.endpoints import Endpoints
+from delivery.sandbox.images import manifest_digest
 from tests.conftest import REPO
-from tests.release.driver import PrefectApi
+from tests.release.driver import PrefectApi, start_in_background
 from delivery.sandbox.process import sandbox_process
 
 
@@ -30,7 +33,7 @@ def fast_policy_data() -> dict:
     """The demo policy with the waits shortened further, for tests."""
     data = yaml.safe_load((REPO / "policies" / "demo.yaml").read_text())
     data["environments"]["staging"]["watch"] = "2s"
-    data["environments"]["production"]["watch"] = "4s"
+    data["environments"]["production"]["watch"] = "6s"
     data["watch"].update(interval="2s", query_window="10s")
     data["validation"].update(health_retry_interval="200ms", rollout_timeout="8s")
     data["blue_green"].update(ready_timeout="8s", old_color_grace="0s")
@@ -48,7 +51,9 @@ def policy_changes() -> dict:
 def policy_file(tmp_path, policy_changes) -> Path:
     data = fast_policy_data()
     for section, fields in policy_changes.items():
-        data[section].update(fields)
+        for key, value in fields.items():
+            current = data[section].get(key)
+            data[section][key] = {**current, **value} if isinstance(current, dict) and isinstance(value, dict) else value
     path = tmp_path / "policy.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
@@ -79,6 +84,7 @@ def sandbox(tmp_path, policy_file, monkeypatch) -> Endpoints:
             "REPORTS": str(reports_root(tmp_path)),
             "AUDIT_LOG": str(tmp_path / "audit.jsonl"),
             "RUN_TRIVY": "false",
+            "RELEASE_LOCK": f"production-release-{tmp_path.name}",  # a stranded run never blocks the next test
         }
         for key, value in settings.items():
             monkeypatch.setenv(f"TRIPGEN_{key}", value)
@@ -87,6 +93,10 @@ def sandbox(tmp_path, policy_file, monkeypatch) -> Endpoints:
 
 def set_fault(endpoints: Endpoints, **body) -> dict:
     return httpx.patch(f"{endpoints.control}/faults", json=body).raise_for_status().json()
+
+
+def set_load(endpoints: Endpoints, requests_per_second: float) -> None:
+    httpx.put(f"{endpoints.control}/load", json={"requests_per_second": requests_per_second}).raise_for_status()
 
 
 def push_image(endpoints: Endpoints, tag: str, services: list[str]) -> None:
@@ -101,3 +111,30 @@ def audit_records(tmp_path: Path) -> list[dict]:
 
 def audit_events(tmp_path: Path) -> list[str]:
     return [record["event"] for record in audit_records(tmp_path)]
+
+
+@pytest.fixture
+def cluster(sandbox):
+    conn = connect(os.environ["TRIPGEN_KUBECONFIG"])
+    return Deployments(conn), Routing(conn)
+
+
+def release_run(tag, **parameters):
+    from flows.release import release
+
+    return start_in_background(release, f"release-{tag}", tag=tag, **parameters)
+
+
+def live(cluster, service):
+    """(color, image) production traffic reaches for `service`."""
+    deployments, routing = cluster
+    color = routing.selected_color("production", service)
+    return color, deployments.image_of("production", f"{service}-{color}")
+
+
+def staging_image(cluster, service):
+    return cluster[0].image_of("staging", service)
+
+
+def digest_image(service, tag):
+    return f"acrtrpgenprod.azurecr.io/{service}@{manifest_digest(service, tag)}"

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-import httpx
+import uvicorn
+
+from delivery.prefect_rest import PrefectRest
 
 
 @dataclass
@@ -46,7 +50,7 @@ class PrefectApi:
     """The Prefect REST API, as the UI and scripts call it."""
 
     def __init__(self, api_url: str) -> None:
-        self.http = httpx.Client(base_url=api_url, timeout=10)
+        self.http = PrefectRest(api_url, timeout=10).http  # retries a busy server's 503s, as Prefect's client does
 
     def flow_run(self, run: BackgroundRun, timeout: float = 30) -> dict:
         """The flow run named `run.name` created after it started."""
@@ -90,3 +94,20 @@ class PrefectApi:
     def artifacts(self, flow_run_id: str) -> list[dict]:
         body = {"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}}
         return self.http.post("/artifacts/filter", json=body).json()
+
+
+@contextmanager
+def serve_in_thread(app) -> Iterator[str]:
+    """Serve an ASGI app on a free 127.0.0.1 port in a thread; yields its base URL."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)

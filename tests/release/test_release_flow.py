@@ -2,43 +2,11 @@
 
 from __future__ import annotations
 
-import os
-
-import pytest
-
-from delivery.kube import Deployments, Routing, connect
+from delivery.audit import verify
 from delivery.sandbox.images import manifest_digest
-from tests.release.conftest import audit_events
-from tests.release.driver import start_in_background
+from tests.release.conftest import audit_events, live, release_run
 
 SERVICES = ["user-service", "location-service", "trip-service", "ai-service"]
-
-
-@pytest.fixture
-def cluster(sandbox):
-    conn = connect(os.environ["TRIPGEN_KUBECONFIG"])
-    return Deployments(conn), Routing(conn)
-
-
-def release_run(tag, **parameters):
-    from flows.release import release
-
-    return start_in_background(release, f"release-{tag}", tag=tag, **parameters)
-
-
-def live(cluster, service):
-    """(color, image) production traffic reaches for `service`."""
-    deployments, routing = cluster
-    color = routing.selected_color("production", service)
-    return color, deployments.image_of("production", f"{service}-{color}")
-
-
-def staging_image(cluster, service):
-    return cluster[0].image_of("staging", service)
-
-
-def digest_image(service, tag):
-    return f"acrtrpgenprod.azurecr.io/{service}@{manifest_digest(service, tag)}"
 
 
 def test_happy_path_releases_every_service(prefect_api, sandbox, cluster, tmp_path):
@@ -55,3 +23,15 @@ def test_happy_path_releases_every_service(prefect_api, sandbox, cluster, tmp_pa
     events = audit_events(tmp_path)
     assert events[0] == "deployment_initiated" and events.count("approval_granted") == 2
     assert events.count("traffic_switched") == 4 and events[-1] == "deployment_completed"
+    assert_audit_log_detects_one_changed_byte(tmp_path / "audit.jsonl")
+
+
+def assert_audit_log_detects_one_changed_byte(path):
+    assert verify(path).intact
+    data = bytearray(path.read_bytes())
+    line_three = data.index(b"\n", data.index(b"\n") + 1) + 1
+    position = data.index(b'"actor"', line_three) + len(b'"actor": "')
+    data[position] ^= 0x01
+    path.write_bytes(bytes(data))
+    result = verify(path)
+    assert not result.intact and result.broken_line == 3
