@@ -45,13 +45,14 @@ cli.add_command(sandbox)
 @click.option("--policy", "policy_file", default="policies/demo.yaml", show_default=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--state-dir", default=".sandbox", show_default=True, type=click.Path(file_okay=False), help="Logs, SQLite, kubeconfig, audit log.")
 @click.option("--keep", is_flag=True, help="Leave the Prefect server, sandbox and flow server running afterwards.")
-def demo(policy_file: str, state_dir: str, keep: bool) -> None:
-    """Run a full release on the sandbox: v1.2.0 goes live after two approvals, v1.3.0-faulty is rolled back by the watch."""
+@click.option("--strategy", type=click.Choice(["blue-green", "canary"]), default="blue-green", show_default=True)
+def demo(policy_file: str, state_dir: str, keep: bool, strategy: str) -> None:
+    """Run full releases on the sandbox: v1.2.0 goes live after two approvals, v1.3.0-faulty is rolled back."""
     from pathlib import Path
 
     from delivery.demo import run_demo
 
-    run_demo(Path(policy_file), Path(state_dir), keep, ("v1.2.0", "v1.3.0-faulty"))
+    run_demo(Path(policy_file), Path(state_dir), keep, ("v1.2.0", "v1.3.0-faulty"), strategy)
 
 
 @cli.group()

@@ -3,10 +3,12 @@ through Prefect's REST API as release managers and approvers would."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,9 +118,36 @@ def release_env(env: dict[str, str], api_url: str, endpoints: Endpoints, state: 
     }
 
 
-def drive_release(api: PrefectRest, deployment: dict, tag: str, initiator: str, approvers: list[str], ui: str) -> dict:
+class WeightPrinter:
+    """Prints each change of the services' canary weights, as `kubectl get virtualservice` would show them."""
+
+    def __init__(self, kubeconfig: Path, namespace: str, services: list[str]) -> None:
+        self.routing = Routing(connect(str(kubeconfig)))
+        self.namespace, self.services = namespace, services
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> WeightPrinter:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        last: dict[str, dict] = {}
+        while not self._stop.wait(0.2):
+            for service in self.services:
+                weights = self.routing.route_weights(self.namespace, service)
+                if last.get(service, weights) != weights:
+                    click.echo(f"  {service}: VirtualService weights stable {weights['stable']}% / canary {weights['canary']}%")
+                last[service] = weights
+
+
+def drive_release(api: PrefectRest, deployment: dict, tag: str, strategy: str, initiator: str, approvers: list[str], ui: str) -> dict:
     """Start `release` for `tag`, answer each approval pause as the next approver, return the final run."""
-    run = api.create_run(deployment["id"], {"tag": tag, "initiator": initiator, "reason": "demo"})
+    run = api.create_run(deployment["id"], {"tag": tag, "strategy": strategy, "initiator": initiator, "reason": "demo"})
     click.echo(f"\nrelease {tag}: flow run {ui}/runs/flow-run/{run['id']}")
     answered: str | None = None
     waiting = iter(approvers)
@@ -134,7 +163,7 @@ def drive_release(api: PrefectRest, deployment: dict, tag: str, initiator: str, 
 
 def print_outcome(run: dict) -> None:
     state = run["state"]
-    message = state.get("message") or ("released: every service switched and watched" if state["type"] == "COMPLETED" else "")
+    message = state.get("message") or ("released" if state["type"] == "COMPLETED" else "")
     click.echo(f"  -> {state['type'].lower()}: {message}")
 
 
@@ -156,7 +185,7 @@ def print_cluster(state: Path, policy_path: Path, endpoints: Endpoints, tags: tu
         click.echo(f"  {svc.name:<18} {color:<6} {tag:<14} {image}")
 
 
-def run_demo(policy: Path, state: Path, keep: bool, tags: tuple[str, str]) -> None:
+def run_demo(policy: Path, state: Path, keep: bool, tags: tuple[str, str], strategy: str) -> None:
     """The whole demo; leaves everything running with `keep`."""
     state.mkdir(parents=True, exist_ok=True)
     procs = Processes()
@@ -172,8 +201,11 @@ def run_demo(policy: Path, state: Path, keep: bool, tags: tuple[str, str]) -> No
         wait_until(lambda: _has_deployment(api), "the flow server", START_TIMEOUT, procs.started[-1][1], state / "logs" / "flows.log")
         deployment = api.deployment("release/sandbox")
         approvers = _two_approvers(policy)
-        for tag in tags:
-            print_outcome(drive_release(api, deployment, tag, "demo-release-manager", approvers, ui))
+        loaded = load_policy(policy)
+        watching = WeightPrinter(state / "cluster" / "kubeconfig", loaded.environments["production"].namespace, [s.name for s in loaded.services])
+        with watching if strategy == "canary" else contextlib.nullcontext():
+            for tag in tags:
+                print_outcome(drive_release(api, deployment, tag, strategy, "demo-release-manager", approvers, ui))
         print_cluster(state, policy, endpoints, tags)
         audit = verify(state / "audit" / "audit.jsonl")
         click.echo(f"\naudit log {state / 'audit' / 'audit.jsonl'}: {audit.records} records, chain {'intact' if audit.intact else 'BROKEN'}")

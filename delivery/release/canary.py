@@ -12,7 +12,7 @@ from delivery.kube.diagnostics import Diagnostics
 from delivery.kube.manifests import colored_deployment
 from delivery.kube.routing import Routing
 from delivery.policy.models import Canary, Policy
-from delivery.release.stats import wilson_interval
+from delivery.release.stats import per_look_confidence, wilson_interval
 
 CANARY = "canary"
 STABLE = "stable"
@@ -49,7 +49,7 @@ def error_breach(errors: float, requests: float, limit_percent: float, confidenc
     if low <= limit_percent:
         return None
     rate = 100 * errors / requests
-    return f"{what}: canary 5xx rate {rate:.3g}% ({errors:.0f} of {requests:.0f}; ≥ {low:.3g}% at {confidence_percent:g}%) > {limit_percent:g}%"
+    return f"{what}: canary 5xx rate {rate:.3g}% ({errors:.0f} of {requests:.0f}; ≥ {low:.3g}% at {confidence_percent:.4g}%) > {limit_percent:g}%"
 
 
 class CanaryRollout:
@@ -124,8 +124,13 @@ class CanaryRollout:
 
 
 def canary_breach(step: CanaryStep, errors: float, requests: float, policy: Policy) -> str | None:
-    """R-CAN-4's abort (above 1%) or the stage's success condition (below 0.1%), judged with confidence."""
-    confidence = policy.watch.confidence_percent
+    """R-CAN-4's abort (above 1%) or the stage's success condition (below 0.1%), judged with confidence.
+
+    The confidence is Bonferroni-corrected for every interval of the canary, so a healthy canary is
+    stopped by noise with probability at most 1 - `watch.confidence_percent` over the whole canary.
+    """
+    looks = sum(s.intervals(policy.canary.analysis.interval) for s in canary_steps(policy.canary))
+    confidence = per_look_confidence(policy.watch.confidence_percent, looks)
     abort = error_breach(errors, requests, policy.canary.abort_error_rate_percent, confidence, "abort threshold")
     if abort or step.max_error_rate_percent is None:
         return abort

@@ -16,3 +16,8 @@ def wilson_interval(errors: float, total: float, confidence_percent: float) -> t
     centre = (p + z * z / (2 * total)) / denominator
     spread = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denominator
     return max(0.0, centre - spread), min(1.0, centre + spread)
+
+
+def per_look_confidence(confidence_percent: float, looks: int) -> float:
+    """Bonferroni: the confidence each of `looks` checks needs so all of them together keep `confidence_percent`."""
+    return 100 - (100 - confidence_percent) / max(1, looks)

@@ -11,7 +11,7 @@ from typing import Literal
 from delivery.metrics.prometheus import PrometheusClient, Reading
 from delivery.metrics.templates import QueryTarget, render_query
 from delivery.policy.models import Policy
-from delivery.release.stats import wilson_interval
+from delivery.release.stats import per_look_confidence, wilson_interval
 
 Verdict = Literal["ok", "alert", "rollback", "inconclusive"]
 
@@ -42,19 +42,24 @@ class Check:
         }
 
 
-def judge_check(number: int, requests: Reading, errors: Reading, response_time: Reading, policy: Policy) -> Check:
-    """Roll back when the 5xx rate is confidently above the blue-green threshold or latency is; alert past R-MON's."""
+def judge_check(number: int, requests: Reading, errors: Reading, response_time: Reading, policy: Policy, looks: int = 1) -> Check:
+    """Roll back when the 5xx rate is confidently above the blue-green threshold or latency is; alert past R-MON's.
+
+    `looks` is how many checks the whole watch makes: each one uses the Bonferroni-corrected confidence,
+    so a healthy version is rolled back by noise with probability at most 1 - confidence over the watch.
+    """
     bg, watch = policy.blue_green, policy.watch
+    confidence = per_look_confidence(watch.confidence_percent, looks)
     limit_seconds = bg.max_response_time.total_seconds()
     rate = low = None
     breaches = []
     if requests.conclusive and errors.conclusive and requests.value > 0:
         rate = 100 * errors.value / requests.value
-        low = 100 * wilson_interval(errors.value, requests.value, watch.confidence_percent)[0]
+        low = 100 * wilson_interval(errors.value, requests.value, confidence)[0]
         if low > bg.max_error_rate_percent:
             breaches.append(
                 f"5xx rate {rate:.3g}% ({errors.value:.0f} of {requests.value:.0f}; ≥ {low:.3g}% at "
-                f"{watch.confidence_percent:g}% confidence) > {bg.max_error_rate_percent:g}%"
+                f"{confidence:.4g}% confidence) > {bg.max_error_rate_percent:g}%"
             )
     if response_time.conclusive and response_time.value > limit_seconds:
         breaches.append(f"response time {response_time.value:.3g}s > {limit_seconds:g}s")
@@ -106,7 +111,7 @@ class WatchTarget:
     version: str = ".*"
 
 
-def read_check(number: int, prometheus: PrometheusClient, policy: Policy, target: WatchTarget) -> Check:
+def read_check(number: int, prometheus: PrometheusClient, policy: Policy, target: WatchTarget, looks: int = 1) -> Check:
     """Query the watch's two templates for `target` and judge them."""
     query_target = QueryTarget(
         namespace=target.namespace,
@@ -118,7 +123,7 @@ def read_check(number: int, prometheus: PrometheusClient, policy: Policy, target
     templates, watch = policy.metric_templates, policy.watch
     read = lambda name: prometheus.query(render_query(templates[name], query_target))  # noqa: E731
     requests, errors = read(watch.request_count_metric), read(watch.error_count_metric)
-    return judge_check(number, requests, errors, read(watch.response_time_metric), policy)
+    return judge_check(number, requests, errors, read(watch.response_time_metric), policy, looks)
 
 
 def run_watch(
@@ -135,7 +140,7 @@ def run_watch(
     tally = WatchTally(policy.watch.tolerated_failed_checks)
     for number in range(1, total + 1):
         sleep(interval)
-        check = read_check(number, prometheus, policy, target)
+        check = read_check(number, prometheus, policy, target, looks=total)
         tally.add(check)
         on_check(check, 100 * number / total)
         if tally.must_roll_back:

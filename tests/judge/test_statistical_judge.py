@@ -160,10 +160,12 @@ HEALTHY_STABLE = side(9000, 90, [2160, 3510, 2610, 720])
     [
         (None, HEALTHY_STABLE, "canary: no data"),
         (side(1000, 10, [250, 250, 250, 250]), None, "stable: no data"),
-        (side(99, 0, [99, 0, 0, 0]), HEALTHY_STABLE, "canary: 99 requests, fewer than min_requests 100"),
-        (side(math.nan, 0, [99, 0, 0, 0]), HEALTHY_STABLE, "canary: the counts are not numbers (nan requests"),
-        (SideSample(1000.0, 10.0, ((25.0, 500.0), (50.0, 1000.0))), HEALTHY_STABLE, "latency: the two histograms share no"),
-        (side(1000, 10, [10, 10, 10, 10]), HEALTHY_STABLE, "canary: 40 latency observations"),
+        (side(99, 0, [99, 0, 0, 0]), HEALTHY_STABLE, "canary: 99 requests, 0 5xx, 99 latency observations, fewer than min_requests 100"),
+        (side(math.nan, 0, [99, 0, 0, 0]), HEALTHY_STABLE, "canary: nan requests"),
+        (side(1000, 10, [10, 10, 10, 10]), HEALTHY_STABLE, "canary: 1000 requests, 10 5xx, 40 latency observations"),
+        (SideSample(1000.0, 10.0, ((25.0, 500.0), (50.0, 1000.0))), HEALTHY_STABLE, "canary: 1000 requests, 10 5xx, 0 latency observations"),
+        (side(1000, 10, [500, 500], bounds=(10.0, math.inf)), HEALTHY_STABLE, "latency: canary and stable histograms share no bucket bounds"),
+        (side(1000, 10, [250, 250, 250, 250]), side(0, 0, [0, 0, 0, 0]), "stable: 0 requests, 0 5xx, 0 latency observations, fewer than"),
     ],
 )
 def test_missing_or_thin_data_is_inconclusive(canary, stable, why):
@@ -179,6 +181,19 @@ def test_inconclusive_intervals_count_as_failed_checks_up_to_the_threshold_or_wa
     verdicts = [pausing.judge(IntervalEvidence(n, None, HEALTHY_STABLE, {})) for n in range(1, 6)]
     assert {v.outcome for v in verdicts} == {"inconclusive"} and verdicts[-1].failed_checks == 0
     assert pausing.looks == 0  # nothing was added to the statistics
+
+
+def test_without_stable_traffic_the_canary_is_compared_with_stable_s_earlier_intervals():
+    idle_stable = side(0, 0, [0, 0, 0, 0])
+    healthy, slow = judge(), judge()
+    for j in (healthy, slow):
+        assert j.judge(IntervalEvidence(1, side(1000, 10, [240, 390, 290, 80]), HEALTHY_STABLE, {})).outcome == "pass"
+    same = healthy.judge(IntervalEvidence(2, side(10_000, 100, [2400, 3900, 2900, 800]), idle_stable, {}))
+    slower = slow.judge(IntervalEvidence(2, side(10_000, 100, [1300, 3500, 3600, 1600]), idle_stable, {}))
+    assert same.outcome == "pass" and slower.outcome == "rollback"
+    assert slower.rows[1]["check"] == "latency against stable's earlier intervals (Mann-Whitney U)"
+    # (2160 * 12.5 + 3510 * 37.5 + 2610 * 75 + 720 * 100) / 9000 = 47.375
+    assert slower.rows[1]["stable"] == "mean 47.4 ms (9000)" and slower.rows[1]["result"] == "fail"
 
 
 # --- simulated releases with the sandbox's traffic model ---------------------------------------------------

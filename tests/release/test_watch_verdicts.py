@@ -60,3 +60,12 @@ def test_tally_rolls_back_after_tolerated_inconclusive_checks():
     tally.add(judge_check(2, _r(100), _r(0), _r(0.1), POLICY))
     tally.add(judge_check(3, _none(), _r(0), _r(0.1), POLICY))
     assert tally.must_roll_back is not None and tally.failed_checks == 2
+
+
+def test_more_looks_need_stronger_evidence():
+    """Bonferroni: 2 errors in 150 roll back a single check, not one of a 30-check watch."""
+    from delivery.release.stats import per_look_confidence
+
+    assert per_look_confidence(95, 30) == pytest.approx(99.8333, abs=1e-3)
+    assert judge_check(1, _r(150), _r(3), _r(0.1), POLICY, looks=1).verdict == "rollback"
+    assert judge_check(1, _r(150), _r(3), _r(0.1), POLICY, looks=30).verdict != "rollback"
