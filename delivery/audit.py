@@ -13,6 +13,7 @@ GENESIS = "0" * 64
 EVENTS = frozenset(
     {
         "deployment_initiated",
+        "rollback_requested",
         "gate_failed",
         "approval_granted",
         "approval_refused",

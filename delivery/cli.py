@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -53,6 +54,33 @@ def demo(policy_file: str, state_dir: str, keep: bool, strategy: str) -> None:
     from delivery.demo import run_demo
 
     run_demo(Path(policy_file), Path(state_dir), keep, ("v1.2.0", "v1.3.0-faulty"), strategy)
+
+
+@cli.command("rollback")
+@click.option("--to", "target", required=True, help="The version to roll back to, e.g. v1.2.0 (it must have run in production).")
+@click.option("--reason", required=True, help="Why: goes to the approval form, the audit log and the notification.")
+@click.option("--initiator", default=lambda: os.environ.get("USER", "on-call"), show_default="$USER")
+@click.option("--service", "services", multiple=True, help="Only these services (default: all).")
+@click.option("--deployment", default="rollback/production", show_default=True, help="The Prefect deployment to run.")
+@click.option("--api-url", envvar="PREFECT_API_URL", required=True, help="Prefect API (default: $PREFECT_API_URL).")
+def rollback_command(target: str, reason: str, initiator: str, services: tuple[str, ...], deployment: str, api_url: str) -> None:
+    """Start a rollback through Prefect's API (as the GitHub dispatch does); prints the run's link."""
+    from delivery.prefect_rest import PrefectRest
+    from delivery.release.plan import PlanError
+    from delivery.release.rollback import validate_request
+
+    try:
+        validate_request(target, reason)
+    except PlanError as err:
+        raise click.UsageError(str(err)) from None
+    api = PrefectRest(api_url, api_key=os.environ.get("PREFECT_API_KEY"), auth_string=os.environ.get("PREFECT_API_AUTH_STRING"))
+    try:
+        found = api.deployment(deployment)
+    except LookupError as err:
+        raise click.ClickException(str(err)) from None
+    parameters = {"target_version": target, "reason": reason, "initiator": initiator, "services": list(services) or None}
+    run = api.create_run(found["id"], parameters)
+    click.echo(f"rollback to {target} started: {api_url.removesuffix('/api')}/runs/flow-run/{run['id']} (waiting for one approval)")
 
 
 @cli.group()

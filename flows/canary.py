@@ -14,7 +14,7 @@ from pydantic import Field
 
 from delivery.approvals import may_decide
 from delivery.judge import make_judge
-from delivery.release.canary import CanaryStep, canary_breach, canary_steps
+from delivery.release.canary import PROMOTED, CanaryStep, canary_breach, canary_steps
 from delivery.release.runtime import runtime
 from flows.production import ProductionOutcome, ReleaseFailed
 from tasks.canary import abort_canary, analyse_interval, deploy_canary, promote_canary, restore_stable, set_canary_weight
@@ -77,7 +77,7 @@ def canary_one_service(service: str, plan: dict, initiator: str, outcome: Produc
     finally:
         create_table_artifact(run.rows or [{"result": "no analysis"}], key=f"canary-analysis-{service}", description=f"{service}: canary analysis")
     promote_canary(service, image, run.live)
-    update_progress_artifact(progress, 100)
+    update_progress_artifact(progress, PROMOTED)
     outcome.switches.append({"service": service, "from": run.live, "to": f"{run.live} (promoted)", "seconds": 0.0})
     outcome.watches[service] = {"service": service, "passed": True, "checks": run.intervals, "failed_checks": run.failed_checks, "reason": "promoted"}
     audit(event="canary_promoted", actor=initiator, release=run.tag, details={"service": service, "intervals": run.intervals})

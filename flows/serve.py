@@ -1,4 +1,4 @@
-"""Serve the release flow from this process as deployment `release/<name>`: `python -m flows.serve sandbox`."""
+"""Serve the release and rollback flows from this process as `release/<name>` and `rollback/<name>`."""
 
 from __future__ import annotations
 
@@ -7,11 +7,15 @@ import sys
 from prefect import serve
 
 from flows.release import release
+from flows.rollback import rollback
 
 
 def main(name: str) -> None:
-    """Register `release/<name>` and run its flow runs here until stopped."""
-    serve(release.to_deployment(name=name, tags=["tripgen", name], description="Release a tag to production (sandbox)."))
+    """Register `release/<name>` and `rollback/<name>` and run their flow runs here until stopped."""
+    serve(
+        release.to_deployment(name=name, tags=["tripgen", name], description="Release a tag to production."),
+        rollback.to_deployment(name=name, tags=["tripgen", name], description="Roll production back to a version that ran there."),
+    )
 
 
 if __name__ == "__main__":

@@ -34,7 +34,10 @@ from delivery.policy.models import StatisticalJudgeSettings
 
 
 class StatisticalJudge:
-    """Rolls back as soon as the canary is shown worse than stable; inconclusive intervals count like Flagger's."""
+    """Rolls back once the canary is shown worse than stable: no-worse canaries at most `false_rollback_percent` of the time.
+
+    Inconclusive intervals count as failed checks toward `threshold` under `on_inconclusive: fail`, as Flagger's do.
+    """
 
     def __init__(
         self, settings: StatisticalJudgeSettings, *, threshold: int, on_inconclusive: Literal["fail", "pause"] = "fail"

@@ -191,6 +191,12 @@ class BlueGreen(Strict):
     notify: list[Literal["teams", "pagerduty", "slack"]] = ["teams", "pagerduty"]
 
 
+class Rollback(Strict):
+    """R-RB: how a manual rollback waits for the target version before switching to it."""
+
+    ready_timeout: PositiveDuration = _d("120s")
+
+
 class Watch(Strict):
     """R-MON: how the post-switch watch reads metrics and what it does about them.
 
@@ -407,6 +413,7 @@ class Policy(Strict):
     staging_checks: StagingChecks = StagingChecks()
     blue_green: BlueGreen = BlueGreen()
     watch: Watch = Watch()
+    rollback: Rollback = Rollback()
     canary: Canary = Canary()
     approvals: Approvals = Approvals()
     sync_window: SyncWindow = SyncWindow()

@@ -16,6 +16,7 @@ from delivery.release.stats import per_look_confidence, wilson_interval
 
 CANARY = "canary"
 STABLE = "stable"
+PROMOTED = 100  # progress shown once the stable Deployment runs the new digest
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import pytest
 
 from benchmarks.canary_judge import STABLE_SHARE, binomial, bucket_probabilities, simulate_side
 from delivery.judge import IntervalEvidence, SideSample, StatisticalJudge
-from delivery.judge.histogram import bucket_counts, bucket_midpoints, cumulative_counts, shared_bounds
+from delivery.judge.histogram import PooledHistogram, bucket_counts, bucket_midpoints, cumulative_counts, observations, shared_bounds
 from delivery.judge.significance import fisher_exact_greater, grouped_mann_whitney, look_alpha, upper_p_value
 from delivery.policy.models import StatisticalJudgeSettings
 from delivery.sandbox.behavior import VersionBehavior
@@ -110,6 +110,14 @@ def test_only_the_bounds_both_sides_have_are_compared():
     assert shared_bounds(canary, stable) == [50.0, math.inf]
     assert shared_bounds(canary, [(25.0, 1.0), (50.0, 2.0)]) == []  # no +Inf: the total is unknown
     assert shared_bounds([(math.inf, 3.0)], [(math.inf, 3.0)]) == []  # one bucket orders nothing
+
+
+def test_pooled_histograms_add_up_over_the_bounds_all_intervals_have():
+    pool = PooledHistogram()
+    pool.add([(25.0, 3.0), (50.0, 10.0), (math.inf, 12.0)])
+    pool.add([(10.0, 1.0), (50.0, 4.0), (math.inf, 5.0)])
+    assert pool.buckets == ((50.0, 14.0), (math.inf, 17.0))
+    assert observations(pool.buckets) == 17 and observations([(50.0, 4.0)]) == 0
 
 
 # --- verdicts ------------------------------------------------------------------------------------------------

@@ -1,0 +1,39 @@
+"""The rollback runbook (R-RB): check the request → one emergency approval → switch back → validate → tell the team."""
+
+from __future__ import annotations
+
+from prefect import flow
+from prefect.states import Failed
+
+from delivery.release.runtime import runtime
+from flows.approval import collect_approvals
+from flows.locking import label_this_run
+from tasks.records import audit
+from tasks.rollback import plan_rollback, roll_back_service, validate_production
+
+
+@flow(name="rollback", flow_run_name="rollback-to-{target_version}", log_prints=True)
+def rollback(target_version: str, reason: str, initiator: str = "on-call", services: list[str] | None = None) -> dict:
+    """Bring production back to `target_version`, a version that ran there before; nothing goes through a shell.
+
+    It holds no release lock on purpose: an emergency must not wait behind a release paused for approval.
+    """
+    label_this_run(target_version, "rollback")
+    plan = plan_rollback(target_version, reason, services)
+    audit(event="rollback_requested", actor=initiator, release=target_version, details={"reason": reason, "steps": plan["steps"]})
+
+    context = f"## Roll production back to {target_version}?\n\nRequested by **{initiator}**: {reason}\n\n" + "\n".join(
+        f"- {s['service']}: {s['action']} ({s['from']} → {s['to']})" for s in plan["steps"]
+    )
+    approvals = collect_approvals(runtime().policy.approvals, "rollback", initiator, target_version, context)
+    if approvals.rejected_by:
+        return Failed(message=f"rollback to {target_version} {approvals.rejected_by.reason}")
+
+    done = []
+    for step in plan["steps"]:
+        done.append(roll_back_service(step["service"], step["image"], step["action"], step["to"]))
+        audit(event="rollback_executed", actor=initiator, release=target_version, details={**done[-1], "reason": reason})
+    checks = validate_production([s["service"] for s in plan["steps"]], return_state=True)
+    if not checks.is_completed():
+        return Failed(message=f"rolled back to {target_version}, but production validation failed: {checks.message}")
+    return {"target": target_version, "reason": reason, "initiator": initiator, "services": done, "validation": checks.result()}

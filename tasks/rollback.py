@@ -1,0 +1,70 @@
+"""Rollback steps (R-RB): check the request, roll each service back, validate production afterwards."""
+
+from __future__ import annotations
+
+import time
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_table_artifact
+
+from delivery.kube.manifests import colored_deployment
+from delivery.release.plan import PlanError, release_groups, resolve_digest, select_services
+from delivery.release.retrying import CLUSTER_STEP, HTTP_STEP
+from delivery.release.rollback import plan_service, production_images, ran_in_production, validate_request
+from delivery.release.runtime import runtime
+from delivery.release.staging import validate
+from tasks.bluegreen import ColorNotReady
+from tasks.retry import transient_only
+
+
+@task(name="plan rollback", retry_condition_fn=transient_only, **HTTP_STEP)
+def plan_rollback(target_version: str, reason: str, services: list[str] | None) -> dict:
+    """Validate the request and decide per service; refuses versions that never ran in production."""
+    validate_request(target_version, reason)
+    rt = runtime()
+    policy, namespace = rt.policy, rt.blue_green.namespace
+    groups = release_groups(policy, select_services(policy, services))
+    records = rt.audit.records()
+    steps = []
+    for name in [name for group in reversed(groups) for name in group]:  # dependents first
+        repository = policy.service(name).repository
+        digest = resolve_digest(rt.http, rt.settings.registry_api(policy), repository, target_version)
+        image = f"{policy.registry}/{repository}@{digest}"
+        by_tag = f"{policy.registry}/{repository}:{target_version}"
+        if not ran_in_production(target_version, records, production_images(rt.deployments, namespace, name), {image, by_tag}):
+            raise PlanError(f"{target_version} never ran in production for {name} (audit log and revision history): pick a version that did")
+        step = plan_service(rt.blue_green, name, image)
+        steps.append({"service": name, "image": image, "action": step.action, "from": step.live_color, "to": step.to_color})
+    create_table_artifact(steps, key="rollback-plan", description=f"Rollback to {target_version}")
+    return {"target": target_version, "steps": steps}
+
+
+@task(name="roll back service", task_run_name="roll back {service} ({action})", retry_condition_fn=transient_only, **CLUSTER_STEP)
+def roll_back_service(service: str, image: str, action: str, to_color: str) -> dict:
+    """Switch at once when the idle color runs the target; otherwise deploy it there, wait (120 s), then switch."""
+    rt = runtime()
+    policy, bg = rt.policy, rt.blue_green
+    started = time.perf_counter()
+    if action == "deploy and switch":
+        deadline = int(policy.rollback.ready_timeout.total_seconds())
+        rt.deployments.apply(colored_deployment(policy.service(service), bg.namespace, to_color, image, deadline))
+        result = rt.deployments.wait_rolled_out(bg.namespace, f"{service}-{to_color}", policy.rollback.ready_timeout.total_seconds())
+        if not result.done:
+            raise ColorNotReady(f"{service}-{to_color} with {image} is not available: {result.message}; traffic was not switched")
+    switch = bg.switch(service, to_color) if action != "already live" else None
+    seconds = time.perf_counter() - started
+    get_run_logger().warning("%s: %s to %s (%s) in %.2fs", service, action, to_color, image, seconds)
+    return {"service": service, "action": action, "from": switch.from_color if switch else to_color, "to": to_color, "seconds": seconds}
+
+
+@task(name="validate production", retry_condition_fn=transient_only, **HTTP_STEP)
+def validate_production(services: list[str]) -> list[dict]:
+    """R-VAL health and response time through the public host after the rollback."""
+    rt = runtime()
+    results = validate(rt.policy, rt.prober, rt.settings.public_host, rt.blue_green.namespace, services)
+    rows = [{"check": r.name, "passed": r.passed, "detail": r.detail} for r in results]
+    create_table_artifact(rows, key="rollback-validation", description="Production after the rollback (R-VAL)")
+    failed = [r for r in results if not r.passed]
+    if failed:
+        raise ColorNotReady("; ".join(f"{r.name}: {r.detail}" for r in failed))
+    return rows
