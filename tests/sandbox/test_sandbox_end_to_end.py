@@ -15,6 +15,7 @@ from delivery.kube.manifests import colored_deployment
 from delivery.metrics.prometheus import PrometheusClient
 from delivery.metrics.templates import QueryTarget, render_query
 from delivery.policy.models import Policy
+from delivery.release.evidence import side_sample
 from delivery.sandbox.real_prometheus import start_prometheus
 from delivery.sandbox.server import bind
 from delivery.sandbox.process import sandbox_process
@@ -78,8 +79,15 @@ def test_real_prometheus_and_the_builtin_api_agree_on_the_templates(sandbox, tmp
         routing.switch_selector(NS, "trip-service", "green")
         time.sleep(25)
         readings = {name: read_templates(url) for name, url in (("builtin", endpoints.prometheus), ("real", real.url))}
+        samples = {name: read_canary_evidence(url) for name, url in (("builtin", endpoints.prometheus), ("real", real.url))}
     finally:
         real.stop()
+    for workload in ("trip-service-green", "user-service-blue"):
+        builtin, real_sample = samples["builtin"][workload], samples["real"][workload]
+        assert builtin.requests == pytest.approx(real_sample.requests, rel=0.15), workload
+        assert builtin.latency_buckets[-1][0] == real_sample.latency_buckets[-1][0] == float("inf")
+        assert len(builtin.latency_buckets) == len(real_sample.latency_buckets) > 10
+    assert samples["real"]["trip-service-green"].errors > 0 and samples["builtin"]["trip-service-green"].errors > 0
     for source, values in readings.items():
         faulty_success, healthy_success, faulty_p95, healthy_p95 = values
         assert 88 <= faulty_success <= 99, (source, values)  # 5% simulated 5xx over ~300 requests
@@ -87,6 +95,15 @@ def test_real_prometheus_and_the_builtin_api_agree_on_the_templates(sandbox, tmp
         assert 0.08 <= faulty_p95 <= 0.2 and 0.08 <= healthy_p95 <= 0.2, (source, values)  # p95 near 120 ms
     verdict = lambda values: (values[0] >= 99, values[1] >= 99)  # noqa: E731 - Flagger's success-rate check
     assert verdict(readings["builtin"]) == verdict(readings["real"]) == (False, True)
+
+
+def read_canary_evidence(prometheus_url: str) -> dict:
+    """The canary analysis's own queries (Istio request and 5xx counts, latency buckets) per workload."""
+    with PrometheusClient(prometheus_url, timeout=5, retries=1) as prometheus:
+        return {
+            workload: side_sample(prometheus, POLICY, service, workload, timedelta(seconds=20))
+            for service, workload in (("trip-service", "trip-service-green"), ("user-service", "user-service-blue"))
+        }
 
 
 def read_templates(prometheus_url: str) -> tuple[float, float, float, float]:

@@ -1,0 +1,115 @@
+"""Send alerts to their channels; a channel that fails is retried, logged and recorded, never raised."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+import traceback
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+
+from delivery.notify.alert import Alert, Delivery, DeliveryFailed, Notifier
+from delivery.notify.routing import Clock, Contacts, Escalation, channels_for, utc_now
+from delivery.policy.models import AlertRoute
+
+log = logging.getLogger(__name__)
+
+ATTEMPTS = 3
+BACKOFF_SECONDS = 1.0
+"""The wait before the second attempt when the service names none; it doubles for each further one."""
+MAX_RETRY_AFTER_SECONDS = 30.0
+"""A longer Retry-After is honoured by not retrying: a release or a rollback never waits on a notification."""
+
+
+def _where(error: Exception) -> str:
+    """`file:line` where an unexpected error was raised: enough to find a bug, with no message that could hold a secret."""
+    frame = traceback.extract_tb(error.__traceback__)[-1]
+    return f"{frame.filename.rpartition('/')[2]}:{frame.lineno}"
+
+
+class Dispatcher:
+    """Routes alerts by severity (R-ALERT), tracks them for escalation, and reports a Delivery per channel."""
+
+    def __init__(
+        self,
+        notifiers: Mapping[str, Notifier],
+        alerting: Mapping[str, AlertRoute],
+        clock: Clock = utc_now,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        contacts: Contacts | None = None,
+        http: httpx.Client | None = None,
+    ) -> None:
+        self.notifiers = dict(notifiers)
+        self.alerting = alerting
+        self.sleep = sleep
+        self.escalation = Escalation(alerting, clock, contacts)
+        self.http = http
+
+    def notify(self, alert: Alert) -> list[Delivery]:
+        """Send to every channel of the alert's severity at once, and escalate it later unless acknowledged."""
+        channels = channels_for(self.alerting, alert.severity)
+        if not channels:
+            log.warning("the policy routes no %s alerts; '%s' not sent", alert.severity, alert.title)
+        deliveries = self.send_to(channels, alert)
+        self.escalation.track(alert)
+        return deliveries
+
+    def send_to(self, channels: Iterable[str], alert: Alert) -> list[Delivery]:
+        """Send to the named channels at once (e.g. the policy's `blue_green.notify`), one Delivery each, in order."""
+        names = list(dict.fromkeys(channels))
+        if not names:
+            return []
+        with ThreadPoolExecutor(max_workers=len(names), thread_name_prefix="notify") as pool:
+            return list(pool.map(lambda name: self._deliver(name, "send", alert), names))
+
+    def open_incident(self, alert: Alert) -> Delivery:
+        """Create the Jira incident of R-INC."""
+        return self._deliver("jira", "send", alert)
+
+    def resolve(self, release: str) -> Delivery:
+        """The release recovered: resolve its PagerDuty incident and stop escalating its alerts."""
+        self.escalation.acknowledge(release)
+        return self._deliver("pagerduty", "resolve", release)
+
+    def acknowledge(self, release: str) -> None:
+        """Someone took the release's alerts in hand: no escalation for them."""
+        self.escalation.acknowledge(release)
+
+    def escalate(self) -> list[Delivery]:
+        """Send the re-notifications now due (call it on the watch's interval); returns their Deliveries."""
+        deliveries = []
+        for due in self.escalation.due():
+            log.info("escalating '%s' of %s to %s on %s", due.alert.title, due.alert.release, due.alert.escalated_to, ", ".join(due.channels))
+            deliveries += self.send_to(due.channels, due.alert)
+        return deliveries
+
+    def close(self) -> None:
+        """Close the HTTP client `build_dispatcher` opened for the notifiers."""
+        if self.http is not None:
+            self.http.close()
+
+    def _deliver(self, channel: str, action: str, subject: Alert | str) -> Delivery:
+        """Call `notifier.<action>(subject)` with bounded retries; every failure ends as an undelivered Delivery."""
+        notifier = self.notifiers.get(channel)
+        if notifier is None:
+            log.warning("%s: not configured; nothing sent", channel)
+            return Delivery(channel, False, 0, "not configured")
+        for attempt in itertools.count(1):
+            try:
+                delivery = getattr(notifier, action)(subject)
+                return Delivery(channel, delivery.delivered, attempt, delivery.detail)
+            except DeliveryFailed as failure:
+                wait = failure.retry_after if failure.retry_after is not None else BACKOFF_SECONDS * 2 ** (attempt - 1)
+                if not failure.retryable or attempt == ATTEMPTS or wait > MAX_RETRY_AFTER_SECONDS:
+                    log.warning("%s: not delivered after %d attempt(s): %s", channel, attempt, failure.detail)
+                    return Delivery(channel, False, attempt, failure.detail)
+                log.info("%s: attempt %d failed (%s); retrying in %.1f s", channel, attempt, failure.detail, wait)
+                self.sleep(wait)
+            except Exception as error:  # a notifier's bug must not fail a release either
+                detail = f"notifier error {type(error).__name__} at {_where(error)}"
+                log.error("%s: not delivered: %s", channel, detail)
+                return Delivery(channel, False, attempt, detail)
