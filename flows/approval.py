@@ -15,6 +15,7 @@ from pydantic import Field
 from delivery.approvals import Answer, ApprovalRound, Kind
 from delivery.policy.models import Approvals
 from delivery.release.describe import approval_status
+from tasks.notifications import alert, send_alert
 from tasks.records import audit
 
 
@@ -31,6 +32,8 @@ def collect_approvals(policy: Approvals, kind: Kind, initiator: str, tag: str, c
     log = get_run_logger()
     approvals = ApprovalRound(policy, kind, initiator)
     deadline = datetime.now(timezone.utc) + policy.timeout
+    numbers = {"approvals needed": approvals.rule.approvers, "from": ", ".join(approvals.eligible_groups()), "initiator": initiator}
+    send_alert(alert(tag, "medium", f"{tag}: {kind} waits for approval", numbers))
     asked = 0
     while not approvals.complete and approvals.rejected_by is None:
         remaining = (deadline - datetime.now(timezone.utc)).total_seconds()

@@ -10,6 +10,7 @@ from prefect.futures import PrefectFuture
 from delivery.release.plan import batches
 from delivery.release.runtime import runtime
 from tasks.bluegreen import deploy_idle_color, switch_traffic, switch_traffic_back, validate_idle_color, wait_color_available
+from tasks.notifications import alert, send_alert
 from tasks.records import audit
 from tasks.watching import watch_service
 
@@ -38,7 +39,7 @@ def release_blue_green(plan: dict, initiator: str) -> ProductionOutcome:
                 colors = prepare_idle_colors(batch, plan)
                 for service in batch:
                     outcome.switches.append(switch_and_record(service, colors[service], plan["tag"], initiator))
-                watch_batch(batch, colors, outcome)
+                watch_batch(batch, colors, plan["tag"], outcome)
     except ReleaseFailed as failure:
         outcome.failure = str(failure)
         switch_everything_back(outcome, plan["tag"], initiator)
@@ -75,9 +76,9 @@ def switch_and_record(service: str, color: str, tag: str, initiator: str) -> dic
     return switch
 
 
-def watch_batch(batch: list[str], colors: dict[str, str], outcome: ProductionOutcome) -> None:
+def watch_batch(batch: list[str], colors: dict[str, str], tag: str, outcome: ProductionOutcome) -> None:
     """Watch the batch's services at once; the first failed watch fails the release."""
-    futures = {s: watch_service.submit("production", s, f"{s}-{colors[s]}", colors[s]) for s in batch}
+    futures = {s: watch_service.submit("production", s, f"{s}-{colors[s]}", colors[s], tag) for s in batch}
     for service, future in futures.items():
         outcome.watches[service] = future.result()
     failed = [w for w in outcome.watches.values() if not w["passed"]]
@@ -94,3 +95,7 @@ def switch_everything_back(outcome: ProductionOutcome, tag: str, initiator: str)
         details = {**back, "reason": outcome.failure}
         audit(event="rollback_executed", actor=initiator, release=tag, details=details)
         log.warning("rolled back %s to %s: %s", switch["service"], switch["from"], outcome.failure)
+    if outcome.switched_back:
+        numbers = {"reason": outcome.failure, "switched back": ", ".join(b["service"] for b in outcome.switched_back)}
+        message = alert(tag, "critical", f"{tag} rolled back in production", numbers)
+        send_alert(message, channels=list(runtime().policy.blue_green.notify), open_incident=True)

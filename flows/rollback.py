@@ -8,6 +8,7 @@ from prefect.states import Failed
 from delivery.release.runtime import runtime
 from flows.approval import collect_approvals
 from flows.locking import label_this_run
+from tasks.notifications import alert, send_alert
 from tasks.records import audit
 from tasks.rollback import plan_rollback, roll_back_service, validate_production
 
@@ -34,6 +35,9 @@ def rollback(target_version: str, reason: str, initiator: str = "on-call", servi
         done.append(roll_back_service(step["service"], step["image"], step["action"], step["to"]))
         audit(event="rollback_executed", actor=initiator, release=target_version, details={**done[-1], "reason": reason})
     checks = validate_production([s["service"] for s in plan["steps"]], return_state=True)
+    healthy = "healthy" if checks.is_completed() else f"validation failed: {checks.message}"
+    numbers = {"target version": target_version, "reason": reason, "initiator": initiator, "production": healthy}
+    send_alert(alert(target_version, "high", f"Production rolled back to {target_version}", numbers), channels=["slack"])
     if not checks.is_completed():
         return Failed(message=f"rolled back to {target_version}, but production validation failed: {checks.message}")
     return {"target": target_version, "reason": reason, "initiator": initiator, "services": done, "validation": checks.result()}

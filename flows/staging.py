@@ -19,7 +19,7 @@ def release_to_staging(plan: dict) -> dict:
     checks = validate_staging(plan["services"], return_state=True)
     if not checks.is_completed():
         return undo(rolled, str(checks.result(raise_on_failure=False)))
-    watches = [watch_service.submit("staging", s, s, ".*") for s in plan["services"]]
+    watches = [watch_service.submit("staging", s, s, ".*", plan["tag"]) for s in plan["services"]]
     failed = [w for w in (f.result() for f in watches) if not w["passed"]]
     if failed and runtime().policy.environments["staging"].auto_rollback:
         return undo(rolled, "; ".join(f"{w['service']} staging watch failed: {w['reason']}" for w in failed))

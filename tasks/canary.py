@@ -12,6 +12,7 @@ from delivery.units import format_duration
 from delivery.release.retrying import CLUSTER_STEP, HTTP_STEP
 from delivery.release.runtime import runtime
 from tasks.bluegreen import ColorNotReady
+from tasks.notifications import alert, send_alert
 from tasks.retry import transient_only
 
 
@@ -66,7 +67,8 @@ def abort_canary(service: str, live_color: str, tag: str, reason: str) -> str:
         key=f"canary-abort-{service}",
         description=f"{service} canary aborted",
     )
-    get_run_logger().warning("NOTIFY team (Slack): %s canary of %s aborted: %s", service, tag, reason)
+    message = alert(tag, "high", f"{service} canary of {tag} aborted", {"reason": reason, "logs kept in": str(archive)}, service)
+    send_alert(message, channels=list(rt.policy.canary.notify))
     return str(archive)
 
 

@@ -8,10 +8,11 @@ from prefect.artifacts import create_progress_artifact, create_table_artifact, u
 from delivery.release.retrying import LOCAL_STEP
 from delivery.release.runtime import runtime
 from delivery.release.watch import Check, WatchTarget, run_watch
+from tasks.notifications import alert, send_alert
 
 
 @task(name="watch", task_run_name="watch {service} ({environment})", **LOCAL_STEP)
-def watch_service(environment: str, service: str, workload: str, version: str) -> dict:
+def watch_service(environment: str, service: str, workload: str, version: str, release: str) -> dict:
     """Watch one service for the environment's duration; returns the verdict, never switches traffic itself."""
     rt, log = runtime(), get_run_logger()
     policy = rt.policy
@@ -19,10 +20,16 @@ def watch_service(environment: str, service: str, workload: str, version: str) -
     key = f"watch-{environment}-{service}"
     progress = create_progress_artifact(0.0, key=key, description=f"Watch of {service} ({workload}) in {env.namespace}")
 
+    alerted: list[Check] = []
+
     def on_check(check: Check, percent_done: float) -> None:
         update_progress_artifact(progress, percent_done)
         if check.verdict == "alert":
-            log.warning("ALERT %s: %s (notify on-call)", service, check.reason)
+            log.warning("ALERT %s: %s", service, check.reason)
+            if not alerted:
+                alerted.append(check)
+                numbers = {"5xx rate %": check.error_rate_percent, "requests": str(check.requests), "check": check.number}
+                send_alert(alert(release, "high", f"{service} 5xx rate above the alert threshold in {environment}", numbers, service))
         elif check.verdict != "ok":
             log.warning("check %d of %s: %s: %s", check.number, service, check.verdict, check.reason)
         else:

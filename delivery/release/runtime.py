@@ -10,6 +10,8 @@ import httpx
 from delivery.audit import AuditLog
 from delivery.kube import Deployments, Diagnostics, Routing, connect
 from delivery.metrics.prometheus import PrometheusClient
+from delivery.notify import build_dispatcher
+from delivery.notify.dispatch import Dispatcher
 from delivery.policy.models import Policy
 from delivery.release.bluegreen import BlueGreen
 from delivery.release.canary import CanaryRollout
@@ -63,6 +65,11 @@ class Runtime:
     def prometheus(self) -> PrometheusClient:
         p = self.policy.prometheus
         return PrometheusClient(self.settings.prometheus(self.policy), timeout=p.timeout.total_seconds(), retries=p.retries)
+
+    @cached_property
+    def dispatcher(self) -> Dispatcher:
+        """Notifications (holds credentials: never a parameter, never returned from a task)."""
+        return build_dispatcher(self.policy)
 
     @cached_property
     def audit(self) -> AuditLog:

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import pytest
 
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
 from tests.release.conftest import audit_records, digest_image, live, push_image, release_run
-from tests.release.driver import start_in_background
+from tests.release.driver import serve_in_thread, start_in_background
+
+SLACK_SECRET = "T0TRIPGEN/B0SECRET/xoxSECRETwebhookTOKEN42"
 
 ALL = ["user-service", "location-service", "trip-service", "ai-service"]
 
@@ -21,7 +28,21 @@ def hotfix(tag):
     assert state.is_completed(), state.message
 
 
-def test_rollback_switches_every_service_back_after_two_releases(prefect_api, sandbox, cluster, tmp_path):
+@pytest.fixture
+def slack(monkeypatch):
+    """A local stand-in for a Slack incoming webhook (secret path), recording what is posted."""
+    received: list[dict] = []
+
+    async def hook(request: Request) -> PlainTextResponse:
+        received.append(await request.json())
+        return PlainTextResponse("ok")
+
+    with serve_in_thread(Starlette(routes=[Route(f"/services/{SLACK_SECRET}", hook, methods=["POST"])])) as url:
+        monkeypatch.setenv("TRIPGEN_SLACK_WEBHOOK_URL", f"{url}/services/{SLACK_SECRET}")
+        yield received
+
+
+def test_rollback_switches_every_service_back_after_two_releases(prefect_api, sandbox, cluster, tmp_path, slack):
     hotfix("v1.2.0")
     hotfix("v1.3.0")
     assert {live(cluster, s)[1] for s in ALL} == {digest_image(s, "v1.3.0") for s in ALL}
@@ -37,6 +58,13 @@ def test_rollback_switches_every_service_back_after_two_releases(prefect_api, sa
     assert all(r["details"]["reason"] == "checkout errors after v1.3.0" and r["actor"] == "demo-ops" for r in executed)
     refused = [r for r in audit_records(tmp_path) if r["event"] == "approval_refused"]
     assert refused and "started this release" in refused[0]["details"]["reason"]
+    posted = [m for m in slack if "rolled back to v1.2.0" in m["text"]]
+    assert len(posted) == 1
+    fields = str(posted[0]["blocks"])
+    assert "checkout errors after v1.3.0" in fields and "demo-ops" in fields and "v1.2.0" in fields
+    flow_run_id = prefect_api.flow_run(run)["id"]
+    logs = prefect_api.http.post("/logs/filter", json={"logs": {"flow_run_id": {"any_": [flow_run_id]}}, "limit": 200}).json()
+    assert logs and not [line for line in logs if "SECRET" in line["message"] or "xox" in line["message"]]
 
 
 @pytest.mark.parametrize(
