@@ -36,7 +36,8 @@ def seed(conn: KubeConnection) -> None:
 @pytest.fixture
 def cluster(tmp_path):
     with running_cluster(tmp_path, ready_delay_seconds=0.05) as running:
-        conn = connect(str(running.kubeconfig), retry=RetryPolicy(attempts=8, base_delay=0.01, max_delay=0.05))
+        # 20 attempts: with half the requests failing, a call still fails with probability 0.5**20 (about 1e-6)
+        conn = connect(str(running.kubeconfig), retry=RetryPolicy(attempts=20, base_delay=0.005, max_delay=0.02))
         seed(conn)
         yield running, conn
 
