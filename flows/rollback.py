@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from prefect import flow
 from prefect.states import Failed
 
@@ -10,20 +12,28 @@ from flows.approval import collect_approvals
 from flows.locking import label_this_run
 from tasks.notifications import alert, send_alert
 from tasks.records import audit
-from tasks.rollback import plan_rollback, roll_back_service, validate_production
+from tasks.rollback import plan_rollback, plan_staging_rollback, roll_back_service, undo_staging_to, validate_environment
 
 
 @flow(name="rollback", flow_run_name="rollback-to-{target_version}", log_prints=True)
-def rollback(target_version: str, reason: str, initiator: str = "on-call", services: list[str] | None = None) -> dict:
-    """Bring production back to `target_version`, a version that ran there before; nothing goes through a shell.
+def rollback(
+    target_version: str,
+    reason: str,
+    initiator: str = "on-call",
+    services: list[str] | None = None,
+    environment: Literal["production", "staging"] = "production",
+) -> dict:
+    """Bring an environment back to `target_version`, a version that ran there before; nothing goes through a shell.
 
+    Production (blue-green) switches colors; staging (rolling) undoes to the revision that ran the target.
     It holds no release lock on purpose: an emergency must not wait behind a release paused for approval.
     """
     label_this_run(target_version, "rollback")
-    plan = plan_rollback(target_version, reason, services)
+    staging = environment == "staging"
+    plan = plan_staging_rollback(target_version, reason, services) if staging else plan_rollback(target_version, reason, services)
     audit(event="rollback_requested", actor=initiator, release=target_version, details={"reason": reason, "steps": plan["steps"]})
 
-    context = f"## Roll production back to {target_version}?\n\nRequested by **{initiator}**: {reason}\n\n" + "\n".join(
+    context = f"## Roll {environment} back to {target_version}?\n\nRequested by **{initiator}**: {reason}\n\n" + "\n".join(
         f"- {s['service']}: {s['action']} ({s['from']} → {s['to']})" for s in plan["steps"]
     )
     approvals = collect_approvals(runtime().policy.approvals, "rollback", initiator, target_version, context)
@@ -32,12 +42,15 @@ def rollback(target_version: str, reason: str, initiator: str = "on-call", servi
 
     done = []
     for step in plan["steps"]:
-        done.append(roll_back_service(step["service"], step["image"], step["action"], step["to"]))
+        if staging:
+            done.append(undo_staging_to(step["service"], step["revision"]) if step["action"] == "undo" else step)
+        else:
+            done.append(roll_back_service(step["service"], step["image"], step["action"], step["to"]))
         audit(event="rollback_executed", actor=initiator, release=target_version, details={**done[-1], "reason": reason})
-    checks = validate_production([s["service"] for s in plan["steps"]], return_state=True)
+    checks = validate_environment(environment, [s["service"] for s in plan["steps"]], return_state=True)
     healthy = "healthy" if checks.is_completed() else f"validation failed: {checks.message}"
-    numbers = {"target version": target_version, "reason": reason, "initiator": initiator, "production": healthy}
-    send_alert(alert(target_version, "high", f"Production rolled back to {target_version}", numbers), channels=["slack"])
+    numbers = {"target version": target_version, "reason": reason, "initiator": initiator, environment: healthy}
+    send_alert(alert(target_version, "high", f"{environment.capitalize()} rolled back to {target_version}", numbers), channels=["slack"])
     if not checks.is_completed():
-        return Failed(message=f"rolled back to {target_version}, but production validation failed: {checks.message}")
+        return Failed(message=f"rolled back to {target_version}, but {environment} validation failed: {checks.message}")
     return {"target": target_version, "reason": reason, "initiator": initiator, "services": done, "validation": checks.result()}

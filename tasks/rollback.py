@@ -10,7 +10,7 @@ from prefect.artifacts import create_table_artifact
 from delivery.kube.manifests import colored_deployment
 from delivery.release.plan import PlanError, release_groups, resolve_digest, select_services
 from delivery.release.retrying import CLUSTER_STEP, HTTP_STEP
-from delivery.release.rollback import plan_service, production_images, ran_in_production, validate_request
+from delivery.release.rollback import plan_service, production_images, ran_in_production, revision_running, validate_request
 from delivery.release.runtime import runtime
 from delivery.release.staging import validate
 from tasks.bluegreen import ColorNotReady
@@ -39,6 +39,39 @@ def plan_rollback(target_version: str, reason: str, services: list[str] | None) 
     return {"target": target_version, "steps": steps}
 
 
+@task(name="plan staging rollback", retry_condition_fn=transient_only, **HTTP_STEP)
+def plan_staging_rollback(target_version: str, reason: str, services: list[str] | None) -> dict:
+    """Rolling services: the revision of each staging Deployment that ran the target; refuses when none did."""
+    validate_request(target_version, reason)
+    rt = runtime()
+    policy, namespace = rt.policy, rt.policy.environments["staging"].namespace
+    groups = release_groups(policy, select_services(policy, services))
+    steps = []
+    for name in [name for group in reversed(groups) for name in group]:
+        repository = policy.service(name).repository
+        digest = resolve_digest(rt.http, rt.settings.registry_api(policy), repository, target_version)
+        images = {f"{policy.registry}/{repository}@{digest}", f"{policy.registry}/{repository}:{target_version}"}
+        revision, current = revision_running(rt.deployments, namespace, name, images)
+        if revision is None:
+            raise PlanError(f"{target_version} never ran in staging for {name} (revision history): pick a version that did")
+        steps.append({"service": name, "revision": revision, "action": "already live" if current else "undo", "from": "current", "to": f"revision {revision}"})
+    create_table_artifact(steps, key="rollback-plan", description=f"Staging rollback to {target_version}")
+    return {"target": target_version, "steps": steps}
+
+
+@task(name="undo to revision", task_run_name="undo staging {service} to revision {revision}", retry_condition_fn=transient_only, **CLUSTER_STEP)
+def undo_staging_to(service: str, revision: int) -> dict:
+    """Put the template of `revision` back on the rolling Deployment and wait for it (R-VAL-1)."""
+    rt = runtime()
+    namespace = rt.policy.environments["staging"].namespace
+    started = time.perf_counter()
+    rt.deployments.undo(namespace, service, to_revision=revision)
+    result = rt.deployments.wait_rolled_out(namespace, service, rt.policy.validation.rollout_timeout.total_seconds())
+    if not result.done:
+        raise ColorNotReady(f"staging {service} did not roll back to revision {revision}: {result.message}")
+    return {"service": service, "action": "undo", "from": "current", "to": f"revision {revision}", "seconds": time.perf_counter() - started}
+
+
 @task(name="roll back service", task_run_name="roll back {service} ({action})", retry_condition_fn=transient_only, **CLUSTER_STEP)
 def roll_back_service(service: str, image: str, action: str, to_color: str) -> dict:
     """Switch at once when the idle color runs the target; otherwise deploy it there, wait (120 s), then switch."""
@@ -57,13 +90,14 @@ def roll_back_service(service: str, image: str, action: str, to_color: str) -> d
     return {"service": service, "action": action, "from": switch.from_color if switch else to_color, "to": to_color, "seconds": seconds}
 
 
-@task(name="validate production", retry_condition_fn=transient_only, **HTTP_STEP)
-def validate_production(services: list[str]) -> list[dict]:
-    """R-VAL health and response time through the public host after the rollback."""
+@task(name="validate after rollback", task_run_name="validate {environment}", retry_condition_fn=transient_only, **HTTP_STEP)
+def validate_environment(environment: str, services: list[str]) -> list[dict]:
+    """R-VAL health and response time through the environment's host after the rollback."""
     rt = runtime()
-    results = validate(rt.policy, rt.prober, rt.settings.public_host, rt.blue_green.namespace, services)
+    host = rt.settings.public_host if environment == "production" else rt.settings.staging_host
+    results = validate(rt.policy, rt.prober, host, rt.policy.environments[environment].namespace, services)
     rows = [{"check": r.name, "passed": r.passed, "detail": r.detail} for r in results]
-    create_table_artifact(rows, key="rollback-validation", description="Production after the rollback (R-VAL)")
+    create_table_artifact(rows, key="rollback-validation", description=f"{environment} after the rollback (R-VAL)")
     failed = [r for r in results if not r.passed]
     if failed:
         raise ColorNotReady("; ".join(f"{r.name}: {r.detail}" for r in failed))

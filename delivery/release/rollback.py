@@ -62,3 +62,12 @@ def plan_service(blue_green: BlueGreen, service: str, target_image: str) -> Serv
     if idle_image == target_image and (idle_deployment.spec.replicas or 0) > 0:
         return ServiceRollback(service, "switch", live, idle)
     return ServiceRollback(service, "deploy and switch", live, idle)
+
+
+def revision_running(deployments: Deployments, namespace: str, service: str, target_images: set[str]) -> tuple[int | None, bool]:
+    """(the newest revision of a rolling Deployment whose template ran the target, whether it is the current one)."""
+    revisions = deployments.revisions(namespace, service)
+    matching = [number for number, template in revisions.items() if {c["image"] for c in template["spec"]["containers"]} & target_images]
+    if not matching:
+        return None, False
+    return max(matching), max(matching) == max(revisions)

@@ -84,3 +84,14 @@ def test_bad_requests_are_refused_before_anything_changes(prefect_api, sandbox, 
     assert state.is_failed() and message in state.message
     assert {s: live(cluster, s) for s in ALL} == before
     assert not [r for r in audit_records(tmp_path) if r["event"] in ("rollback_requested", "rollback_executed")]
+
+
+def test_staging_rolls_back_to_the_revision_that_ran_the_target(prefect_api, sandbox, cluster, tmp_path):
+    state = release_run("v1.2.0", services=["user-service"], initiator="demo-ops", hotfix=True, security_patch=True).join(120)
+    assert state.is_completed(), state.message
+    assert cluster[0].image_of("staging", "user-service") == digest_image("user-service", "v1.2.0")
+    run = rollback_run("v1.0.0", "staging regression", initiator="demo-ops", services=["user-service"], environment="staging")
+    prefect_api.approve(run, "demo-lead")
+    assert run.join(90).is_completed()
+    assert cluster[0].image_of("staging", "user-service") == "acrtrpgenprod.azurecr.io/user-service:v1.0.0"
+    assert live(cluster, "user-service")[1] == digest_image("user-service", "v1.2.0")  # production untouched
