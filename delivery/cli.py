@@ -11,6 +11,7 @@ from delivery import __version__
 from delivery.audit import verify
 from delivery.policy.loader import PolicyError, load_policy
 from delivery.policy.summary import render_summary
+from delivery.approver_cli import approve, status
 from delivery.sandbox_cli import sandbox
 
 
@@ -40,6 +41,8 @@ def policy_check(file: str) -> None:
 
 
 cli.add_command(sandbox)
+cli.add_command(approve)
+cli.add_command(status)
 
 
 @cli.command()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import datetime
 
 import httpx
 
@@ -91,6 +92,20 @@ class PrefectRest:
         response.raise_for_status()
         return response.json()
 
+    def recent_runs(self, prefix: str, limit: int = 10) -> list[dict]:
+        """The newest flow runs whose names start with `prefix`."""
+        body = {"flow_runs": {"name": {"like_": prefix}}, "sort": "START_TIME_DESC", "limit": limit}
+        response = self.http.post("/flow_runs/filter", json=body)
+        response.raise_for_status()
+        return response.json()
+
+    def task_runs(self, flow_run_id: str, limit: int = 200) -> list[dict]:
+        """The run's task runs, oldest first."""
+        body = {"task_runs": {"flow_run_id": {"any_": [flow_run_id]}}, "sort": "EXPECTED_START_TIME_ASC", "limit": limit}
+        response = self.http.post("/task_runs/filter", json=body)
+        response.raise_for_status()
+        return response.json()
+
     def pause_of(self, flow_run: dict) -> Pause | None:
         """The pause a run waits in with its form ready, or None."""
         state = flow_run.get("state") or {}
@@ -126,8 +141,12 @@ class PrefectRest:
             raise RuntimeError(f"Prefect did not resume the run: {body.get('details', {}).get('reason', body)}")
         return body
 
-    def logs(self, flow_run_id: str, limit: int = 200) -> list[dict]:
-        body = {"logs": {"flow_run_id": {"any_": [flow_run_id]}}, "sort": "TIMESTAMP_ASC", "limit": limit}
+    def logs(self, flow_run_id: str, since: datetime | None = None, limit: int = 200) -> list[dict]:
+        """The run's log lines (its tasks' included), oldest first, from `since` when given."""
+        filters: dict = {"flow_run_id": {"any_": [flow_run_id]}}
+        if since:
+            filters["timestamp"] = {"after_": since.isoformat()}
+        body = {"logs": filters, "sort": "TIMESTAMP_ASC", "limit": limit}
         response = self.http.post("/logs/filter", json=body)
         response.raise_for_status()
         return response.json()
