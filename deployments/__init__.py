@@ -1,0 +1,1 @@
+"""How flows are deployed and triggered: prefect.yaml, and the script GitHub Actions runs."""

@@ -1,0 +1,47 @@
+"""The GitHub Actions trigger script against a Prefect server: lookup, idempotency, following, usage errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from deployments.trigger import follow, main
+from delivery.prefect_rest import PrefectRest
+
+
+@pytest.fixture
+def deployment(prefect_api, monkeypatch):
+    from flows.release import release
+
+    release.to_deployment(name="production").apply()
+    api_url = str(prefect_api.http.base_url).rstrip("/")
+    monkeypatch.setenv("PREFECT_API_URL", api_url)
+    return PrefectRest(api_url)
+
+
+def test_one_idempotency_key_makes_one_run(deployment, capsys):
+    args = ["release/production", "--param", "tag=v1.2.0", "--param", "initiator=octocat", "--idempotency-key", "release-v1.2.0-trigger-test", "--no-follow"]
+    assert main(args) == 0 and main(args) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if "/runs/flow-run/" in line]
+    assert len(lines) == 2 and lines[0].split("/")[-1] == lines[1].split("/")[-1]
+    run = deployment.flow_run(lines[0].split("/")[-1])
+    assert run["parameters"] == {"tag": "v1.2.0", "initiator": "octocat"}
+
+
+def test_follow_ends_with_the_run(deployment):
+    from prefect.client.orchestration import get_client
+    from prefect.states import Failed
+
+    found = deployment.deployment("release/production")
+    run = deployment.create_run(found["id"], {"tag": "v1.3.0"})
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(run["id"], Failed(message="v1.3.0 rolled back: 5xx rate 5%"), force=True)
+    printed: list[str] = []
+    assert follow(deployment, run["id"], "http://ui", out=printed.append) == 1
+    assert "FAILED (v1.3.0 rolled back: 5xx rate 5%)" in printed[-1]
+
+
+def test_usage_errors_exit_2(deployment, capsys):
+    assert main(["release/nowhere", "--no-follow"]) == 2
+    with pytest.raises(SystemExit) as exit_info:
+        main(["release/production", "--param", "no-equals-sign"])
+    assert exit_info.value.code == 2
