@@ -17,6 +17,16 @@ from tasks.bluegreen import ColorNotReady
 from tasks.retry import transient_only
 
 
+def target_images(service: str, target_version: str) -> tuple[str, set[str]]:
+    """The target's image by digest (from the registry), and the names it may run under (digest or tag)."""
+    rt = runtime()
+    policy = rt.policy
+    repository = policy.service(service).repository
+    digest = resolve_digest(rt.http, rt.settings.registry_api(policy), repository, target_version)
+    by_digest = f"{policy.registry}/{repository}@{digest}"
+    return by_digest, {by_digest, f"{policy.registry}/{repository}:{target_version}"}
+
+
 @task(name="plan rollback", retry_condition_fn=transient_only, **HTTP_STEP)
 def plan_rollback(target_version: str, reason: str, services: list[str] | None) -> dict:
     """Validate the request and decide per service; refuses versions that never ran in production."""
@@ -27,11 +37,8 @@ def plan_rollback(target_version: str, reason: str, services: list[str] | None) 
     records = rt.audit.records()
     steps = []
     for name in [name for group in reversed(groups) for name in group]:  # dependents first
-        repository = policy.service(name).repository
-        digest = resolve_digest(rt.http, rt.settings.registry_api(policy), repository, target_version)
-        image = f"{policy.registry}/{repository}@{digest}"
-        by_tag = f"{policy.registry}/{repository}:{target_version}"
-        if not ran_in_production(target_version, records, production_images(rt.deployments, namespace, name), {image, by_tag}):
+        image, images = target_images(name, target_version)
+        if not ran_in_production(target_version, records, production_images(rt.deployments, namespace, name), images):
             raise PlanError(f"{target_version} never ran in production for {name} (audit log and revision history): pick a version that did")
         step = plan_service(rt.blue_green, name, image)
         steps.append({"service": name, "image": image, "action": step.action, "from": step.live_color, "to": step.to_color})
@@ -48,9 +55,7 @@ def plan_staging_rollback(target_version: str, reason: str, services: list[str] 
     groups = release_groups(policy, select_services(policy, services))
     steps = []
     for name in [name for group in reversed(groups) for name in group]:
-        repository = policy.service(name).repository
-        digest = resolve_digest(rt.http, rt.settings.registry_api(policy), repository, target_version)
-        images = {f"{policy.registry}/{repository}@{digest}", f"{policy.registry}/{repository}:{target_version}"}
+        _, images = target_images(name, target_version)
         revision, current = revision_running(rt.deployments, namespace, name, images)
         if revision is None:
             raise PlanError(f"{target_version} never ran in staging for {name} (revision history): pick a version that did")
