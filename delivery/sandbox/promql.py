@@ -597,28 +597,31 @@ def _required(params: dict[str, str], name: str) -> str:
 
 
 def _timestamp(params: dict[str, str], name: str) -> float:
-    text = params.get(name, "")
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
+    """A Unix time or an RFC 3339 time, as Prometheus accepts for `time`, `start` and `end`."""
+
+    def rfc3339(text: str) -> float:
         parsed = datetime.fromisoformat(text)
-    except ValueError:
-        raise BadQuery(f'invalid parameter "{name}": cannot parse "{text}" to a valid timestamp') from None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).timestamp()
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).timestamp()
+
+    return _number_or(params, name, rfc3339, "timestamp")
 
 
 def _duration(params: dict[str, str], name: str) -> float:
+    """Seconds, or a PromQL duration such as `15s`, as Prometheus accepts for `step`."""
+    return _number_or(params, name, lambda text: pq.parse_duration(text).total_seconds(), "duration")
+
+
+def _number_or(params: dict[str, str], name: str, parse: Callable[[str], float], noun: str) -> float:
+    """The parameter as a float, else through `parse`; BadQuery in Prometheus' words when neither reads it."""
     text = params.get(name, "")
     try:
         return float(text)
     except ValueError:
         pass
     try:
-        return pq.parse_duration(text).total_seconds()
+        return parse(text)
     except ValueError:
-        raise BadQuery(f'invalid parameter "{name}": cannot parse "{text}" to a valid duration') from None
+        raise BadQuery(f'invalid parameter "{name}": cannot parse "{text}" to a valid {noun}') from None
 
 
 def _success(data: dict) -> JSONResponse:
