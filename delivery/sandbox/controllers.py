@@ -651,8 +651,10 @@ class DeploymentController:
         deadline = deployment["spec"].get("progressDeadlineSeconds")
         last_progress = parse_timestamp((current or {}).get("lastUpdateTime"))
         # the stored time is truncated to whole seconds: count from the end of that second,
-        # so a deadline is never exceeded early
-        if (current and deadline is not None and last_progress is not None and reason != "ProgressDeadlineExceeded"
+        # so a deadline is never exceeded early; like the real controller, a condition still saying the
+        # last rollout completed is no base to time out from (it is replaced once progress is seen)
+        if (current and deadline is not None and last_progress is not None
+                and reason not in ("ProgressDeadlineExceeded", "NewReplicaSetAvailable")
                 and last_progress + 1 + deadline < time.time()):
             return _set_condition(conditions, "Progressing", "False", "ProgressDeadlineExceeded",
                                   f'ReplicaSet "{rs_name}" has timed out progressing.', now)

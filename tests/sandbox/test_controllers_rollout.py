@@ -4,6 +4,8 @@ maxUnavailable, Recreate, scaling, rollbacks, progress deadlines, cascade delete
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from kubernetes import client, watch
 
@@ -128,6 +130,25 @@ def test_image_that_never_gets_ready_exceeds_the_progress_deadline(apps: client.
     assert len(broken) == 1 and broken[0].status.phase == "Running"
     assert not broken[0].status.container_statuses[0].ready
     assert {c.type: c.status for c in broken[0].status.conditions}["Ready"] == "False"
+
+
+def test_a_rollout_that_completed_long_ago_does_not_time_out_the_next_one(apps: client.AppsV1Api) -> None:
+    """The controller's rule: a Progressing condition that says NewReplicaSetAvailable never times out;
+    rolling back onto an old ReplicaSet, after the last rollout ended longer ago than the deadline, must roll out."""
+    deploy(apps, "trip", "trip:v1", progressDeadlineSeconds=1)
+    set_image(apps, "trip", "trip:v2")
+    wait_until(lambda: rolled_out(apps, NS, "trip"), what="v2 rolled out")
+    time.sleep(2.5)  # the deadline (1 s, counted from the end of its second) has long passed
+    template = client.ApiClient().sanitize_for_serialization(replica_sets(apps, "trip")["1"].spec.template)
+    del template["metadata"]["labels"]["pod-template-hash"]
+    before = apps.list_namespaced_deployment(NS).metadata.resource_version
+    apps.patch_namespaced_deployment("trip", NS, [{"op": "replace", "path": "/spec/template", "value": template}])
+    deployment = wait_until(lambda: rolled_out(apps, NS, "trip"), what="rollback rolled out")
+    stream = watch.Watch().stream(apps.list_namespaced_deployment, NS, resource_version=before,
+                                  field_selector="metadata.name=trip", timeout_seconds=1)
+    seen = {c.reason for event in stream for c in event["object"].status.conditions or [] if c.type == "Progressing"}
+    assert "ProgressDeadlineExceeded" not in seen
+    assert deployment.spec.template.spec.containers[0].image == "trip:v1"
 
 
 def test_recreate_removes_old_pods_before_starting_new_ones(apps: client.AppsV1Api, core: client.CoreV1Api) -> None:
