@@ -1,0 +1,64 @@
+"""infra/prometheus, the Prometheus of docker-compose.yml: promtool accepts it with the example targets
+file, and it federates every metric the policy's default query templates read."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from delivery.policy.default_queries import DEFAULT_QUERIES
+from tests.conftest import REPO
+
+PROMETHEUS = REPO / "infra" / "prometheus"
+CONFIG = PROMETHEUS / "prometheus.yml"
+MOUNTED_AT = "/etc/prometheus"  # where docker-compose.yml mounts infra/prometheus
+
+needs_promtool = pytest.mark.skipif(not shutil.which("promtool"), reason="no promtool (Debian package prometheus)")
+
+
+def promtool_check(config_text: str, targets_text: str, work: Path) -> subprocess.CompletedProcess:
+    """`promtool check config` on a copy whose file_sd glob points at `work`, holding one targets file."""
+    (work / "federate").mkdir()
+    (work / "federate" / "cluster.yml").write_text(targets_text)
+    config = work / "prometheus.yml"
+    config.write_text(config_text.replace(MOUNTED_AT, str(work)))
+    return subprocess.run(["promtool", "check", "config", str(config)], capture_output=True, text=True, timeout=60)
+
+
+@needs_promtool
+def test_promtool_accepts_the_config_and_the_example_targets(tmp_path):
+    result = promtool_check(CONFIG.read_text(), (PROMETHEUS / "federate" / "cluster.yml.example").read_text(), tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+@needs_promtool
+@pytest.mark.parametrize(("config", "targets"), [
+    (CONFIG.read_text().replace("scrape_interval: 15s", "scrape_interval: 15 seconds"), "- targets: [a:9090]\n"),
+    (CONFIG.read_text(), "- target: [a:9090]\n"),
+], ids=["bad duration", "bad targets file"])
+def test_promtool_rejects_a_broken_copy(tmp_path, config, targets):
+    assert promtool_check(config, targets, tmp_path).returncode != 0
+
+
+def federate_job() -> dict:
+    return next(j for j in yaml.safe_load(CONFIG.read_text())["scrape_configs"] if j.get("metrics_path") == "/federate")
+
+
+def test_compose_mounts_this_config_where_the_file_sd_glob_looks():
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    assert f"./infra/prometheus:{MOUNTED_AT}:ro" in compose["services"]["prometheus"]["volumes"]
+    assert federate_job()["file_sd_configs"][0]["files"] == [f"{MOUNTED_AT}/federate/*.yml"]
+
+
+def test_federation_copies_every_metric_of_the_default_queries():
+    federated = set()
+    for selector in federate_job()["params"]["match[]"]:
+        federated |= set(re.fullmatch(r'\{__name__=~"([^"]+)"\}', selector).group(1).split("|"))
+    read = {name for query, _ in DEFAULT_QUERIES.values() for name in re.findall(r"([a-z_:][a-z0-9_:]*)\{", query)}
+    assert read and read <= federated, read - federated
