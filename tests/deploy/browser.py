@@ -1,0 +1,117 @@
+"""The Prefect UI as an approver sees it: headless Chromium (Debian's /usr/bin/chromium) driven by Playwright.
+
+`approval_form` walks from the runs list to a paused run's Resume dialog and reads the form it renders from
+the run input's JSON schema, without submitting it. Selectors are the classic UI's (served at `/runs`):
+the list row `.flow-run-list-item`, the `.state-badge` tags, the modal `[role=dialog]` and its
+`.schema-form-property` blocks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+from playwright.sync_api import Locator, Page, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+CHROMIUM = "/usr/bin/chromium"
+# Root needs --no-sandbox; the rest keep Chromium off the network, which is closed here.
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+STEP_TIMEOUT_MS = 60_000  # per wait: the Vue SPA's first load takes seconds on a 2-core machine
+FORM_FIELDS = ("approver", "approve", "comment")
+
+
+def approval_form(ui_url: str, flow_run_id: str, screenshot: Path, expected_fields: tuple[str, ...] = FORM_FIELDS) -> dict:
+    """Open the paused run's Resume form from the runs list; return what it shows and save a PNG of it.
+
+    Returns {"run_name", "list_state", "state", "run_url", "title", "description", "labels", "fields"}, where
+    `fields` maps a field name (from its label: "Approve (Optional)" -> "approve") to its label, description
+    and current value (text, or True/False for a toggle). Raises AssertionError, saying what the page showed,
+    when the run, its Resume button or an expected field is missing. Never submits the form.
+    """
+    ui_url = ui_url.rstrip("/")
+    _check_ui_api_url(ui_url)
+    screenshot.parent.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(STEP_TIMEOUT_MS)
+            page.goto(f"{ui_url}/runs", timeout=STEP_TIMEOUT_MS)
+            row = page.locator(".flow-run-list-item").filter(has=page.locator(f'a[href="/runs/flow-run/{flow_run_id}"]'))
+            _wait(page, row, f"flow run {flow_run_id} in the runs list")
+            run_link = row.locator("a.flow-run-bread-crumbs__flow-run-link")
+            run_name = run_link.inner_text().strip()
+            list_state = row.locator(".state-badge").inner_text().strip()
+
+            run_link.click()
+            page.wait_for_url(f"**/runs/flow-run/{flow_run_id}**")
+            badge = page.locator(".page-heading .state-badge")
+            _wait(page, badge, "state badge on the run's page")
+            state = badge.inner_text().strip()
+            resume = page.get_by_role("button", name="Resume", exact=True)
+            _wait(page, resume, f"Resume button for {run_name} (state {state!r})")
+            resume.click()
+
+            dialog = page.get_by_role("dialog")
+            properties = dialog.locator(".schema-form-property")
+            _wait(page, properties.first, "form field in the Resume dialog")
+            result = {
+                "run_name": run_name,
+                "list_state": list_state,
+                "state": state,
+                "run_url": page.url,
+                "title": dialog.locator(".p-modal__title").inner_text().strip(),
+                "description": _text(dialog.locator(".p-modal__body > .markdown-renderer")),
+                "labels": [],
+                "fields": {},
+            }
+            for prop in properties.all():
+                label = prop.locator(".schema-form-property__label").inner_text().strip()
+                result["labels"].append(label)
+                result["fields"][_field_name(label)] = {
+                    "label": label,
+                    "description": _text(prop.locator(".schema-form-property__description")),
+                    "value": _value(prop),
+                }
+            page.screenshot(path=str(screenshot))
+        finally:
+            browser.close()
+    missing = [name for name in expected_fields if name not in result["fields"]]
+    assert not missing, f"Resume form of {run_name} lacks {missing}; it shows {result['labels']} (see {screenshot})"
+    return result
+
+
+def _check_ui_api_url(ui_url: str) -> None:
+    """The UI calls the API at /ui-settings' api_url, which `prefect server start --port` does not set:
+    without PREFECT_UI_API_URL it is http://127.0.0.1:4200/api, another server's or none."""
+    api_url = httpx.get(f"{ui_url}/ui-settings", timeout=30).raise_for_status().json()["api_url"]
+    assert urlsplit(api_url).port == urlsplit(ui_url).port, (
+        f"the UI at {ui_url} talks to the API at {api_url}: start the server with PREFECT_UI_API_URL={ui_url}/api")
+
+
+def _wait(page: Page, locator: Locator, what: str) -> None:
+    try:
+        locator.wait_for(state="visible", timeout=STEP_TIMEOUT_MS)
+    except PlaywrightTimeout:
+        shown = page.locator("body").inner_text()[-3000:]
+        raise AssertionError(f"no {what} after {STEP_TIMEOUT_MS // 1000}s at {page.url}; the page shows:\n{shown}") from None
+
+
+def _text(locator: Locator) -> str:
+    return locator.first.inner_text().strip() if locator.count() else ""
+
+
+def _field_name(label: str) -> str:
+    """The JSON schema title the form shows, back to the field's name: "Approve (Optional)" -> "approve"."""
+    return label.removesuffix("(Optional)").strip().lower().replace(" ", "_")
+
+
+def _value(prop: Locator) -> str | bool | None:
+    switch = prop.get_by_role("switch")
+    if switch.count():
+        return switch.first.get_attribute("aria-checked") == "true"
+    control = prop.locator("textarea, input:not([type=checkbox])")
+    return control.first.input_value() if control.count() else None
