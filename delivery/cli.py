@@ -13,6 +13,7 @@ from delivery.policy.loader import PolicyError, load_policy
 from delivery.policy.summary import render_summary
 from delivery.approver_cli import approve, status
 from delivery.sandbox_cli import sandbox
+from deployments.cli import deployments
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -43,6 +44,7 @@ def policy_check(file: str) -> None:
 cli.add_command(sandbox)
 cli.add_command(approve)
 cli.add_command(status)
+cli.add_command(deployments)
 
 
 @cli.command()

@@ -35,7 +35,19 @@ def release(
     reason: str = "",
     force: bool = False,
 ) -> dict:
-    """Carry `tag` to production on the configured cluster; returns the release summary."""
+    """Carry `tag` to production on the configured cluster; returns the release summary.
+
+    Args:
+        tag: The version to release, vMAJOR.MINOR.PATCH with an optional pre-release (v1.2.0, v1.3.0-rc.1).
+        services: Only these services (default: all four, in dependency order).
+        strategy: blue-green (production's default) or canary (Istio weights with automated analysis).
+        initiator: Who starts the release (the policy decides whether they may approve it).
+        hotfix: Use the policy's hotfix approval rule (fewer approvers; some hotfixes are approved by policy).
+        security_patch: With hotfix: the release fixes a security issue.
+        severity: With hotfix: the severity of the issue it fixes.
+        reason: Why now; shown to approvers and kept in the audit log.
+        force: Release even if this tag is already live in production.
+    """
     started = time.time()
     label_this_run(tag, strategy)
     policy = runtime().policy

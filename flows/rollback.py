@@ -27,6 +27,13 @@ def rollback(
 
     Production (blue-green) switches colors; staging (rolling) undoes to the revision that ran the target.
     It holds no release lock on purpose: an emergency must not wait behind a release paused for approval.
+
+    Args:
+        target_version: The version to go back to, e.g. v1.2.0; it must have run in this environment.
+        reason: Why (the incident or ticket); shown to the approver and kept in the audit log.
+        initiator: Who asks for the rollback (the policy decides whether they may approve it).
+        services: Only these services (default: all, in reverse dependency order).
+        environment: production (blue-green switch) or staging (rolling undo).
     """
     label_this_run(target_version, "rollback")
     staging = environment == "staging"

@@ -1,0 +1,147 @@
+"""Releases through the stack docker-compose.yml defines, run without Docker: `prefect server start` on
+PostgreSQL, the deployments of prefect.yaml, a process worker, the GitHub Actions trigger script and
+`tripgen-release approve` — each over HTTP, as in production."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from delivery.kube import Deployments, Routing, connect
+from delivery.prefect_rest import FINAL_STATES, PrefectRest
+from tests.conftest import REPO
+from tests.deploy.conftest import Stack
+from tests.release.conftest import digest_image
+
+SERVICES = ("user-service", "trip-service", "ai-service", "location-service")
+RELEASE_TIMEOUT = 240
+
+
+def trigger(stack: Stack, tag: str, *extra: str) -> subprocess.Popen:
+    """What .github/workflows/release.yml runs for a pushed tag."""
+    command = [sys.executable, "-m", "deployments.trigger", "release/production", "--param", f"tag={tag}",
+               "--param", "initiator=octocat", "--idempotency-key", f"release-{tag}", *extra]
+    return subprocess.Popen(command, env=stack.env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def start(stack: Stack, tag: str) -> str:
+    """Trigger without following, as a re-run workflow might; the flow run id the script printed."""
+    started = trigger(stack, tag, "--no-follow")
+    output, _ = started.communicate(timeout=60)
+    assert started.returncode == 0, output
+    return output.strip().rsplit("/", 1)[-1]
+
+
+def only_run(api: PrefectRest, tag: str) -> dict:
+    runs = api.runs_named(f"release-{tag}")
+    assert len(runs) == 1, [r["id"] for r in runs]
+    return runs[0]
+
+
+def wait_for_approval(api: PrefectRest, flow_run_id: str, after_key: str | None = None) -> str:
+    """The key of the next approval pause; fails when the run ends first."""
+    run, pause = api.wait_for(flow_run_id, RELEASE_TIMEOUT, after_key=after_key)
+    assert pause is not None, f"{run['name']} ended {run['state']['type']}: {run['state'].get('message')}"
+    return pause.key
+
+
+def wait_until_final(api: PrefectRest, flow_run_id: str) -> dict:
+    deadline = time.monotonic() + RELEASE_TIMEOUT
+    while (run := api.flow_run(flow_run_id))["state"]["type"] not in FINAL_STATES:
+        assert time.monotonic() < deadline, f"{run['name']} still {run['state']['type']}"
+        time.sleep(1)
+    return run
+
+
+def approve(stack: Stack, api: PrefectRest, tag: str, flow_run_id: str, *answers: tuple[str, str]) -> None:
+    """Answer each approval pause in turn with `tripgen-release approve`."""
+    key = None
+    for approver, expected in answers:
+        key = wait_for_approval(api, flow_run_id, after_key=key)
+        answered = stack.cli("approve", tag, "--as", approver, "--comment", "checked the staging report")
+        assert answered.returncode == 0 and expected in answered.stdout, answered.stdout + answered.stderr
+
+
+def images(stack: Stack, namespace: str) -> dict[str, str]:
+    """What each service runs in `namespace`: staging's rolling Deployment, production's live color."""
+    connection = connect(str(stack.kubeconfig))
+    deployments, routing = Deployments(connection), Routing(connection)
+    if namespace == "staging":
+        return {s: deployments.image_of("staging", s) for s in SERVICES}
+    return {s: deployments.image_of("production", f"{s}-{routing.selected_color('production', s)}") for s in SERVICES}
+
+
+def released(tag: str) -> dict[str, str]:
+    return {s: digest_image(s, tag) for s in SERVICES}
+
+
+@pytest.fixture(scope="module")
+def api(stack: Stack) -> PrefectRest:
+    return PrefectRest(stack.api_url)
+
+
+def test_deployments_are_registered_on_the_worker_pool_with_enforced_schemas(stack: Stack, api: PrefectRest) -> None:
+    for name in ("release/production", "rollback/production"):
+        deployment = api.deployment(name)
+        assert deployment["work_pool_name"] == "tripgen-release" and deployment["enforce_parameter_schema"]
+        assert "tripgen" in deployment["tags"] and deployment["description"]
+    schema = api.deployment("release/production")["parameter_openapi_schema"]
+    assert schema["required"] == ["tag"] and schema["properties"]["tag"]["description"]
+    refused = api.http.post(f"/deployments/{api.deployment('release/production')['id']}/create_flow_run",
+                            json={"parameters": {"tag": "v1.2.0", "hotfix": "maybe"}})
+    assert refused.status_code == 409 and "hotfix" in refused.text  # the schema is enforced by the server
+    assert api.http.post("/work_pools/filter", json={}).json()[0]["name"] == "tripgen-release"
+
+
+def test_a_pushed_tag_is_released_by_the_worker_after_two_approvals(stack: Stack, api: PrefectRest) -> None:
+    follower = trigger(stack, "v1.2.0")
+    run = None
+    deadline = time.monotonic() + 30
+    while run is None and time.monotonic() < deadline:
+        runs = api.runs_named("release-v1.2.0")
+        run = runs[0] if runs else time.sleep(0.5)
+    assert run is not None, "the trigger created no run"
+    first_key = wait_for_approval(api, run["id"])
+
+    assert start(stack, "v1.2.0") == run["id"]  # the workflow re-run for the same tag
+    assert only_run(api, "v1.2.0")["id"] == run["id"]
+
+    assert first_key == "approval-1"
+    approve(stack, api, "v1.2.0", run["id"], ("demo-lead", "approved by demo-lead; 1 more needed"),
+            ("demo-ops", "approved by demo-ops"))
+    output, _ = follower.communicate(timeout=RELEASE_TIMEOUT)
+    assert follower.returncode == 0, output + stack.log("worker")[-4000:]
+    assert "waiting for approval" in output and "release-v1.2.0: COMPLETED" in output
+    assert images(stack, "production") == released("v1.2.0") and images(stack, "staging") == released("v1.2.0")
+    assert api.flow_run(run["id"])["work_pool_name"] == "tripgen-release"
+
+
+def test_a_second_release_touches_nothing_until_the_paused_one_ends(stack: Stack, api: PrefectRest) -> None:
+    before_production = images(stack, "production")
+    first = start(stack, "v1.3.0")
+    wait_for_approval(api, first)
+    assert images(stack, "staging") == released("v1.3.0")
+
+    second = start(stack, "v1.4.0")
+    deadline = time.monotonic() + 90
+    while not any("waiting for the" in entry["message"] for entry in api.logs(second)):
+        assert time.monotonic() < deadline, "the second release never reached the release lock"
+        time.sleep(1)
+    time.sleep(5)  # long enough for a release that ignored the lock to start on staging
+    assert api.flow_run(second)["state"]["type"] == "RUNNING"
+    assert not any("holding the" in entry["message"] for entry in api.logs(second))
+    assert images(stack, "staging") == released("v1.3.0") and images(stack, "production") == before_production
+
+    approve(stack, api, "v1.3.0", first, ("demo-lead", "1 more needed"), ("demo-ops", "approved by demo-ops"))
+    assert wait_until_final(api, first)["state"]["type"] == "COMPLETED"
+    assert images(stack, "production") == released("v1.3.0")
+
+    wait_for_approval(api, second)  # the second release now ran staging and asks for approval
+    assert images(stack, "staging") == released("v1.4.0")
+    rejected = stack.cli("approve", "v1.4.0", "--as", "demo-lead", "--reject", "--comment", "hold until Monday")
+    assert rejected.returncode == 0 and "rejected by demo-lead" in rejected.stdout, rejected.stdout + rejected.stderr
+    assert wait_until_final(api, second)["state"]["type"] == "FAILED"
+    assert images(stack, "production") == released("v1.3.0")
