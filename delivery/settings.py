@@ -20,7 +20,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TRIPGEN_", extra="ignore")
 
     policy: Path = Path("policies/tripgen.yaml")
-    kubeconfig: str | None = None  # None: in-cluster config
+    kubeconfig: str | None = None  # None: the policy's AKS cluster (cluster.azure), else in-cluster config
     kube_context: str | None = None
     registry_url: str | None = None  # None: https://<policy.registry>
     prometheus_url: str | None = None  # None: the policy's prometheus.url

@@ -85,5 +85,10 @@ def connect(kubeconfig: str | None = None, context: str | None = None, retry: Re
         config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=configuration)
     else:
         config.load_incluster_config(client_configuration=configuration)
+    return connection_over(configuration, retry)
+
+
+def connection_over(configuration: client.Configuration, retry: RetryPolicy | None = None) -> KubeConnection:
+    """A connection over a loaded client configuration."""
     configuration.retries = False  # our own retry loop decides; urllib3 must not retry writes behind it
     return KubeConnection(client.ApiClient(configuration), retry or RetryPolicy())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import types
 import typing
 from pathlib import Path
 
@@ -103,6 +104,8 @@ def _allowed_keys(model: type, loc: Loc) -> list[str]:
             current = args[-1] if args else None
         while typing.get_origin(current) is typing.Annotated:
             current = typing.get_args(current)[0]
+        if typing.get_origin(current) in (typing.Union, types.UnionType):  # an optional section: its model
+            current = next(a for a in typing.get_args(current) if a is not type(None))
     if isinstance(current, type) and issubclass(current, BaseModel):
         return sorted(current.model_fields)
     return []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Annotated, Literal
 
@@ -36,6 +37,46 @@ class Strict(BaseModel):
     """Base of every policy section: unknown keys are errors, values are immutable."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- cluster (SPEC §1) ------------------------------------------------------------------
+
+
+def _azure_name(pattern: str, rule: str) -> AfterValidator:
+    """A validator that the whole value matches `pattern`; the error says `rule`."""
+
+    def check(value: str) -> str:
+        if not re.fullmatch(pattern, value):
+            raise ValueError(f"'{value}' is not {rule}")
+        return value
+
+    return AfterValidator(check)
+
+
+SubscriptionId = Annotated[str, _azure_name(r"[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}",
+                                            "a subscription id (a GUID: `az account show --query id`)")]
+ResourceGroup = Annotated[str, _azure_name(r"[-\w.()]{0,89}[-\w()]",
+                                           "a resource group name (1-90 letters, digits, - _ . ( ), not ending in .)")]
+AksName = Annotated[str, _azure_name(r"[a-zA-Z0-9]([-_a-zA-Z0-9]{0,61}[a-zA-Z0-9])?",
+                                     "an AKS cluster name (1-63 letters, digits, - _, starting and ending alphanumeric)")]
+
+
+class AzureCluster(Strict):
+    """An AKS cluster in Azure Resource Manager; releases get its kubeconfig from ARM, not from a file."""
+
+    subscription_id: SubscriptionId
+    resource_group: ResourceGroup = "rg-tripgen-prod"
+    name: AksName = "aks-tripgen-prod"
+
+    @property
+    def label(self) -> str:
+        return f"AKS cluster '{self.name}' (resource group '{self.resource_group}', subscription '{self.subscription_id}')"
+
+
+class Cluster(Strict):
+    """Where releases run: `azure` names an AKS cluster; None means TRIPGEN_KUBECONFIG or in-cluster config."""
+
+    azure: AzureCluster | None = None
 
 
 # --- services (SPEC §1, R-BG-5) -------------------------------------------------------
@@ -404,6 +445,7 @@ class Policy(Strict):
     """Everything a release, a rollback and the watch decide by."""
 
     registry: str = "acrtrpgenprod.azurecr.io"
+    cluster: Cluster = Cluster()
     prometheus: Prometheus = Prometheus()
     services: list[Service] = Field(default_factory=_default_services, min_length=1)
     environments: dict[str, Environment] = Field(default_factory=_default_environments)

@@ -10,6 +10,7 @@ from delivery.units import format_duration as fd
 def summarize(policy: Policy) -> list[tuple[str, str]]:
     """(topic, line) pairs, in the order a release runs."""
     return [
+        ("cluster", _cluster(policy)),
         ("services", _services(policy)),
         ("order", _order(policy)),
         ("environments", _environments(policy)),
@@ -40,6 +41,13 @@ def _services(p: Policy) -> str:
         f"memory {first.resources.requests.memory}/{first.resources.limits.memory}"
     )
     return f"{names} from {p.registry} ({shape})"
+
+
+def _cluster(p: Policy) -> str:
+    azure = p.cluster.azure
+    if azure is None:
+        return "TRIPGEN_KUBECONFIG, else the in-cluster service account"
+    return f"{azure.label}: kubeconfig from Azure, token from azure-identity (TRIPGEN_KUBECONFIG overrides)"
 
 
 def _order(p: Policy) -> str:

@@ -8,7 +8,8 @@ from functools import cached_property
 import httpx
 
 from delivery.audit import AuditLog
-from delivery.kube import Deployments, Diagnostics, Routing, connect
+from delivery.kube import Deployments, Diagnostics, KubeConnection, Routing, connect
+from delivery.kube.aks import connect_aks
 from delivery.metrics.prometheus import PrometheusClient
 from delivery.notify import build_dispatcher
 from delivery.notify.dispatch import Dispatcher
@@ -30,7 +31,11 @@ class Runtime:
         return self.settings.load_policy()
 
     @cached_property
-    def kube(self):
+    def kube(self) -> KubeConnection:
+        """TRIPGEN_KUBECONFIG when set, else the policy's AKS cluster, else the in-cluster service account."""
+        azure = self.policy.cluster.azure
+        if azure and not self.settings.kubeconfig:
+            return connect_aks(azure)
         return connect(self.settings.kubeconfig, self.settings.kube_context)
 
     @cached_property

@@ -85,6 +85,14 @@ CASES = {
         lambda d: d.update(metric_templates={"odd": {"query": "up{job=\"{{ job }}\"}", "unit": "count"}}),
         "metric_templates.odd.query: unknown variable(s) job",
     ),
+    "not a subscription id": (
+        lambda d: d["cluster"]["azure"].update(subscription_id="tripgen-prod"),
+        "cluster.azure.subscription_id: 'tripgen-prod' is not a subscription id (a GUID",
+    ),
+    "unknown key in the cluster": (
+        lambda d: d["cluster"]["azure"].update(resource_grop="rg-tripgen-prod"),
+        "cluster.azure.resource_grop: unknown key 'resource_grop': did you mean 'resource_group'?",
+    ),
     "unknown strategy": (
         lambda d: d["environments"]["production"].update(strategy="big-bang"),
         "environments.production.strategy: must be 'rolling', 'blue-green' or 'canary', got 'big-bang'",

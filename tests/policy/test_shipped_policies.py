@@ -31,10 +31,20 @@ def test_production_policy_summary_shows_the_spec_numbers():
 
 
 def test_production_policy_equals_the_built_in_defaults():
-    """Every field defaults to its SPEC value, so the explicit production file and the defaults agree."""
+    """Every field defaults to its SPEC value, so the explicit production file and the defaults agree;
+    only the AKS cluster is the file's own (SPEC names no subscription)."""
     from delivery.policy.models import Policy
 
-    assert load_policy(TRIPGEN) == Policy()
+    production = load_policy(TRIPGEN)
+    assert production == Policy(cluster=production.cluster)
+    azure = production.cluster.azure
+    assert (azure.resource_group, azure.name) == ("rg-tripgen-prod", "aks-tripgen-prod")
+    assert "cluster        AKS cluster 'aks-tripgen-prod' (resource group 'rg-tripgen-prod'" in _check(TRIPGEN).stdout
+
+
+def test_demo_policy_uses_the_kubeconfig_not_azure():
+    assert load_policy(DEMO).cluster.azure is None
+    assert "TRIPGEN_KUBECONFIG, else the in-cluster service account" in _check(DEMO).stdout
 
 
 def test_demo_policy_has_the_same_shape_in_seconds():
