@@ -3,7 +3,8 @@
 `approval_form` walks from the runs list to a paused run's Resume dialog and reads the form it renders from
 the run input's JSON schema, without submitting it. Selectors are the classic UI's (served at `/runs`):
 the list row `.flow-run-list-item`, the `.state-badge` tags, the modal `[role=dialog]` and its
-`.schema-form-property` blocks.
+`.schema-form-property` blocks. A server with PREFECT_SERVER_API_AUTH_STRING sends the browser to its login
+page first, a form with one password field taking "user:password".
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ STEP_TIMEOUT_MS = 60_000  # per wait: the Vue SPA's first load takes seconds on 
 FORM_FIELDS = ("approver", "approve", "comment")
 
 
-def approval_form(ui_url: str, flow_run_id: str, screenshot: Path, expected_fields: tuple[str, ...] = FORM_FIELDS) -> dict:
-    """Open the paused run's Resume form from the runs list; return what it shows and save a PNG of it.
+def approval_form(ui_url: str, flow_run_id: str, screenshot: Path, expected_fields: tuple[str, ...] = FORM_FIELDS,
+                  auth_string: str | None = None) -> dict:
+    """Open the paused run's Resume form from the runs list, logging in with `auth_string` ("user:password")
+    when the server asks for it; return what the form shows and save a PNG of it.
 
     Returns {"run_name", "list_state", "state", "run_url", "title", "description", "labels", "fields"}, where
     `fields` maps a field name (from its label: "Approve (Optional)" -> "approve") to its label, description
@@ -32,7 +35,7 @@ def approval_form(ui_url: str, flow_run_id: str, screenshot: Path, expected_fiel
     when the run, its Resume button or an expected field is missing. Never submits the form.
     """
     ui_url = ui_url.rstrip("/")
-    _check_ui_api_url(ui_url)
+    needs_login = _check_ui_settings(ui_url, auth_string)
     screenshot.parent.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -40,6 +43,8 @@ def approval_form(ui_url: str, flow_run_id: str, screenshot: Path, expected_fiel
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(STEP_TIMEOUT_MS)
             page.goto(f"{ui_url}/runs", timeout=STEP_TIMEOUT_MS)
+            if needs_login:
+                _log_in(page, auth_string, f"{ui_url}/runs")
             row = page.locator(".flow-run-list-item").filter(has=page.locator(f'a[href="/runs/flow-run/{flow_run_id}"]'))
             _wait(page, row, f"flow run {flow_run_id} in the runs list")
             run_link = row.locator("a.flow-run-bread-crumbs__flow-run-link")
@@ -84,12 +89,33 @@ def approval_form(ui_url: str, flow_run_id: str, screenshot: Path, expected_fiel
     return result
 
 
-def _check_ui_api_url(ui_url: str) -> None:
-    """The UI calls the API at /ui-settings' api_url, which `prefect server start --port` does not set:
+def _check_ui_settings(ui_url: str, auth_string: str | None) -> bool:
+    """Whether the UI will ask for a login (/ui-settings' auth), after checking it calls the right API.
+
+    The UI calls the API at /ui-settings' api_url, which `prefect server start --port` does not set:
     without PREFECT_UI_API_URL it is http://127.0.0.1:4200/api, another server's or none."""
-    api_url = httpx.get(f"{ui_url}/ui-settings", timeout=30).raise_for_status().json()["api_url"]
+    auth = tuple(auth_string.split(":", 1)) if auth_string else None
+    settings = httpx.get(f"{ui_url}/ui-settings", auth=auth, timeout=30).raise_for_status().json()
+    api_url = settings["api_url"]
     assert urlsplit(api_url).port == urlsplit(ui_url).port, (
         f"the UI at {ui_url} talks to the API at {api_url}: start the server with PREFECT_UI_API_URL={ui_url}/api")
+    if not settings["auth"]:
+        return False
+    assert auth, f"the server at {ui_url} requires {settings['auth']} auth: pass auth_string='user:password'"
+    status = httpx.get(f"{api_url}/admin/version", auth=auth, timeout=30).status_code
+    assert status != 401, f"the API at {api_url} refuses auth_string: not the server's PREFECT_SERVER_API_AUTH_STRING"
+    return True
+
+
+def _log_in(page: Page, auth_string: str, asked_url: str) -> None:
+    """Type "user:password" into the login page the UI redirected to, submit it, wait for the UI to go back to
+    the page first asked for, and reload that: the first, unauthenticated load left error toasts on it."""
+    password = page.locator('form input[type="password"]')
+    _wait(page, password, "password field of the login page")
+    password.fill(auth_string)
+    page.locator("form").get_by_role("button", name="Login", exact=True).click()
+    page.wait_for_url(asked_url)
+    page.reload()
 
 
 def _wait(page: Page, locator: Locator, what: str) -> None:
