@@ -37,6 +37,7 @@ class Stack:
 
     api_url: str
     ui_url: str
+    auth_string: str  # user:password, as docker-compose.yml requires PREFECT_API_AUTH_STRING
     env: dict[str, str]
     endpoints: Endpoints
     kubeconfig: Path
@@ -136,15 +137,18 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
     policy_file.write_text(yaml.safe_dump(fast_policy_data(), sort_keys=False))
     port = free_port()
     api_url, ui_url = f"http://127.0.0.1:{port}/api", f"http://127.0.0.1:{port}"
+    auth_string = f"release-bot:{uuid.uuid4().hex}"
     with ExitStack() as stack_:
         database = stack_.enter_context(postgres_database())
-        server_env = {**base_env(work / "server-home"), "PREFECT_API_DATABASE_CONNECTION_URL": database}
+        server_env = {**base_env(work / "server-home"), "PREFECT_API_DATABASE_CONNECTION_URL": database,
+                      "PREFECT_SERVER_API_AUTH_STRING": auth_string, "PREFECT_UI_API_URL": api_url}
         server = stack_.enter_context(process(
             [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
             server_env, logs / "server.log"))
         endpoints = stack_.enter_context(sandbox_process(work, policy_file))
         wait_healthy(api_url, server, logs / "server.log")
-        env = {**base_env(work / "client-home"), "PREFECT_API_URL": api_url, "PREFECT_UI_URL": ui_url}
+        env = {**base_env(work / "client-home"), "PREFECT_API_URL": api_url, "PREFECT_UI_URL": ui_url,
+               "PREFECT_API_AUTH_STRING": auth_string}
         registered = subprocess.run([sys.executable, "-m", "delivery.cli", "deployments", "register"], env=env, cwd=REPO,
                                     capture_output=True, text=True, timeout=180)
         assert registered.returncode == 0, registered.stdout + registered.stderr
@@ -163,4 +167,4 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
         stack_.enter_context(process(
             [sys.executable, "-m", "delivery.cli", "deployments", "worker", "--name", "ci-worker"],
             worker_env, logs / "worker.log"))
-        yield Stack(api_url, ui_url, env, endpoints, work / "sandbox" / "kubeconfig", logs)
+        yield Stack(api_url, ui_url, auth_string, env, endpoints, work / "sandbox" / "kubeconfig", logs)

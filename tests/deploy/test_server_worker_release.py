@@ -13,6 +13,7 @@ import pytest
 from delivery.kube import Deployments, Routing, connect
 from delivery.prefect_rest import FINAL_STATES, PrefectRest
 from tests.conftest import REPO
+from tests.deploy.browser import approval_form
 from tests.deploy.conftest import Stack
 from tests.release.conftest import digest_image
 
@@ -80,7 +81,7 @@ def released(tag: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def api(stack: Stack) -> PrefectRest:
-    return PrefectRest(stack.api_url)
+    return PrefectRest(stack.api_url, auth_string=stack.auth_string)
 
 
 def test_deployments_are_registered_on_the_worker_pool_with_enforced_schemas(stack: Stack, api: PrefectRest) -> None:
@@ -120,6 +121,7 @@ def test_a_pushed_tag_is_released_by_the_worker_after_two_approvals(stack: Stack
 
 
 def test_a_second_release_touches_nothing_until_the_paused_one_ends(stack: Stack, api: PrefectRest) -> None:
+    """Also: the approver's view of the paused release in the Prefect UI (headless Chromium)."""
     before_production = images(stack, "production")
     first = start(stack, "v1.3.0")
     wait_for_approval(api, first)
@@ -133,6 +135,11 @@ def test_a_second_release_touches_nothing_until_the_paused_one_ends(stack: Stack
     time.sleep(5)  # long enough for a release that ignored the lock to start on staging
     assert api.flow_run(second)["state"]["type"] == "RUNNING"
     assert not any("holding the" in entry["message"] for entry in api.logs(second))
+
+    shown = approval_form(stack.ui_url, first, stack.logs / "approval-form.png", auth_string=stack.auth_string)
+    assert shown["run_name"] == "release-v1.3.0" and shown["state"] == "Paused"
+    assert {"approver", "approve", "comment"} <= set(shown["fields"]) and shown["fields"]["approve"]["value"] is True
+    assert "v1.3.0" in shown["description"] and (stack.logs / "approval-form.png").stat().st_size > 0
     assert images(stack, "staging") == released("v1.3.0") and images(stack, "production") == before_production
 
     approve(stack, api, "v1.3.0", first, ("demo-lead", "1 more needed"), ("demo-ops", "approved by demo-ops"))
