@@ -3,6 +3,7 @@
     python -m deployments.trigger release/production --param tag=v1.2.0 --param initiator=octocat \
         --idempotency-key release-v1.2.0
 
+Values take their parameter's type from the deployment's schema (`hotfix=true`, `services=user-service,trip-service`).
 Auth: PREFECT_API_KEY (Prefect Cloud, Bearer) or PREFECT_API_AUTH_STRING (self-hosted, user:password).
 Exit 0 when the run completes, 1 when it fails, 2 for bad usage.
 """
@@ -10,9 +11,13 @@ Exit 0 when the run completes, 1 when it fails, 2 for bad usage.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
+from typing import NoReturn
+
+import httpx
 
 from delivery.prefect_rest import FINAL_STATES, PrefectRest
 
@@ -25,10 +30,60 @@ def parse_params(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            print(f"--param '{pair}': write key=value", file=sys.stderr)
-            raise SystemExit(2)
+            usage_error(f"--param '{pair}': write key=value")
         params[key] = value
     return params
+
+
+def typed_params(params: dict[str, str], schema: dict, deployment: str) -> dict:
+    """The `--param` values in the types the deployment's parameter schema gives them; SystemExit(2) naming a bad one."""
+    properties = schema.get("properties", {})
+    typed = {}
+    for key, text in params.items():
+        if key not in properties:
+            usage_error(f"--param {key}: {deployment} has no parameter '{key}' (it takes {', '.join(properties)})")
+        try:
+            typed[key] = convert(text, schema_types(properties[key]))
+        except ValueError as err:
+            usage_error(f"--param {key}={text}: {err}")
+    missing = [key for key in schema.get("required", []) if key not in typed]
+    if missing:
+        usage_error(f"{deployment} needs " + ", ".join(f"--param {key}=..." for key in missing))
+    return typed
+
+
+def schema_types(prop: dict) -> set[str]:
+    """The JSON types a parameter accepts (`anyOf` included)."""
+    options = prop.get("anyOf", [prop])
+    return {option.get("type", "string") for option in options}
+
+
+def convert(text: str, types: set[str]) -> object:
+    """A command-line value as the first JSON type that fits: null, boolean, integer, number, array, string."""
+    if "null" in types and text in ("", "null"):
+        return None
+    if "boolean" in types:
+        if text.lower() in ("true", "yes", "1"):
+            return True
+        if text.lower() in ("false", "no", "0"):
+            return False
+    if "integer" in types and text.lstrip("-").isdigit():
+        return int(text)
+    if "number" in types:
+        try:
+            return float(text)
+        except ValueError:
+            pass
+    if "array" in types:
+        return json.loads(text) if text.startswith("[") else [item.strip() for item in text.split(",") if item.strip()]
+    if "string" in types:
+        return text
+    raise ValueError(f"expected {' or '.join(sorted(types))}")
+
+
+def usage_error(message: str) -> NoReturn:
+    print(message, file=sys.stderr)
+    raise SystemExit(2)
 
 
 def follow(api: PrefectRest, flow_run_id: str, ui: str, out=print) -> int:
@@ -66,7 +121,14 @@ def main(argv: list[str] | None = None) -> int:
     except LookupError as err:
         print(err, file=sys.stderr)
         return 2
-    run = api.create_run(deployment["id"], parse_params(args.param), idempotency_key=args.idempotency_key)
+    parameters = typed_params(parse_params(args.param), deployment.get("parameter_openapi_schema") or {}, args.deployment)
+    try:
+        run = api.create_run(deployment["id"], parameters, idempotency_key=args.idempotency_key)
+    except httpx.HTTPStatusError as err:
+        if err.response.status_code not in (409, 422):
+            raise
+        print(f"{args.deployment} refused the run: {err.response.json().get('detail', err.response.text)}", file=sys.stderr)
+        return 2
     print(f"{run['name']}: {ui}/runs/flow-run/{run['id']}")
     return 0 if args.no_follow else follow(api, run["id"], ui)
 

@@ -45,3 +45,29 @@ def test_usage_errors_exit_2(deployment, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["release/production", "--param", "no-equals-sign"])
     assert exit_info.value.code == 2
+
+
+def test_values_take_the_types_of_the_parameter_schema(deployment, capsys):
+    args = ["release/production", "--param", "tag=v1.2.0", "--param", "hotfix=yes", "--param", "services=user-service, trip-service",
+            "--param", "reason=", "--no-follow"]
+    assert main(args) == 0
+    run = deployment.flow_run(capsys.readouterr().out.strip().split("/")[-1])
+    assert run["parameters"] == {"tag": "v1.2.0", "hotfix": True, "services": ["user-service", "trip-service"], "reason": ""}
+
+
+@pytest.mark.parametrize("params, message", [
+    (["tag=v1.2.0", "tga=v1.2.1"], "has no parameter 'tga' (it takes tag, services,"),
+    (["tag=v1.2.0", "hotfix=maybe"], "--param hotfix=maybe: expected boolean"),
+    (["tag=v1.2.0", "services=[\"user-service\""], "--param services=["),
+    (["initiator=octocat"], "release/production needs --param tag=..."),
+])
+def test_parameters_the_deployment_cannot_take_exit_2_before_any_run(deployment, capsys, params, message):
+    args = ["release/production", *[a for p in params for a in ("--param", p)], "--no-follow"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_run_the_server_refuses_by_its_schema_exits_2(deployment, capsys):
+    assert main(["release/production", "--param", "tag=v1.2.0", "--param", "strategy=rolling", "--no-follow"]) == 2
+    assert "release/production refused the run:" in capsys.readouterr().err
