@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import signal
 import subprocess
 import sys
 import time
@@ -12,6 +14,14 @@ from pathlib import Path
 from delivery.sandbox.endpoints import Endpoints
 
 START_TIMEOUT = 30
+PR_SET_PDEATHSIG = 1
+_prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None  # looked up before any fork
+
+
+def end_with_parent() -> None:
+    """In a child before exec: get SIGTERM when the parent dies (a killed test run leaves no sandbox behind)."""
+    if _prctl is not None:
+        _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 @contextmanager
@@ -23,7 +33,7 @@ def sandbox_process(work_dir: Path, policy_file: Path | None = None, *extra: str
     if policy_file:
         command += ["--policy", str(policy_file)]
     with log_path.open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, preexec_fn=end_with_parent)
         try:
             deadline = time.monotonic() + START_TIMEOUT
             while not (state / "endpoints.json").exists():

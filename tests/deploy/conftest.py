@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from delivery.sandbox.endpoints import Endpoints
-from delivery.sandbox.process import sandbox_process
+from delivery.sandbox.process import end_with_parent, sandbox_process
 from tests.conftest import REPO
 from tests.release.conftest import fast_policy_data, reports_root
 
@@ -89,7 +89,8 @@ def postgres_database() -> Iterator[str]:
 def process(command: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
     """A background process writing to `log`; terminated (then killed) afterwards."""
     with log.open("ab") as out:
-        proc = subprocess.Popen(command, env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(command, env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
+                                preexec_fn=end_with_parent)
         try:
             yield proc
         finally:
