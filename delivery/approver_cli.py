@@ -6,10 +6,19 @@ import os
 import re
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 
 import click
+import urllib3
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config import ConfigException
 
+from delivery.kube.aks import AksError
+from delivery.policy.loader import PolicyError
 from delivery.prefect_rest import FINAL_STATES, PrefectRest
+from delivery.release.runtime import Runtime
+from delivery.release.traffic import production_traffic
+from delivery.settings import Settings
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 DECISION_WAIT_SECONDS = 30
@@ -68,13 +77,43 @@ def what_the_flow_did(api: PrefectRest, flow_run_id: str, since: datetime) -> st
 @click.command("status")
 @click.argument("target", required=False)
 @api_url_option
-def status(target: str | None, api_url: str) -> None:
-    """Where a release stands: state, current step, the approval it waits for. Without TARGET: recent releases."""
+@click.option("--kubeconfig", envvar="TRIPGEN_KUBECONFIG", help="Read production traffic from this cluster (default: $TRIPGEN_KUBECONFIG; else the policy's AKS cluster).")
+@click.option("--policy", "policy_file", envvar="TRIPGEN_POLICY", default="policies/tripgen.yaml", show_default=True,
+              type=click.Path(dir_okay=False), help="The release policy: its services and production namespace.")
+def status(target: str | None, api_url: str, kubeconfig: str | None, policy_file: str) -> None:
+    """Where a release stands: state, current step, the approval it waits for, production traffic per service.
+
+    Without TARGET: the recent releases, then the traffic."""
     api = _api(api_url)
-    if target is None:
-        for run in api.recent_runs("release-"):
-            click.echo(f"{run['name']:<28} {run['state']['type'].lower():<10} {run.get('start_time') or ''}")
+    show_run(api, target) if target else show_recent(api)
+    show_traffic(Settings(policy=Path(policy_file), kubeconfig=kubeconfig))
+
+
+def show_recent(api: PrefectRest) -> None:
+    for run in api.recent_runs("release-"):
+        click.echo(f"{run['name']:<28} {run['state']['type'].lower():<10} {run.get('start_time') or ''}")
+
+
+def show_traffic(settings: Settings) -> None:
+    """Per service: the live color, the canary weight and the image, read from the cluster (when one is reachable)."""
+    try:
+        runtime = Runtime(settings)
+        if not settings.kubeconfig and runtime.policy.cluster.azure is None:
+            click.echo("traffic: give --kubeconfig (or TRIPGEN_KUBECONFIG) to read it from the cluster")
+            return
+        rows = production_traffic(runtime.policy, runtime.deployments, runtime.routing)
+    except ApiException as err:
+        click.echo(f"traffic: the cluster answered {err.status} {err.reason}")
         return
+    except (PolicyError, AksError, ConfigException, urllib3.exceptions.HTTPError, OSError) as err:
+        click.echo(f"traffic: cannot read the cluster: {err}")
+        return
+    click.echo("traffic in production (read from the cluster):")
+    for row in rows:
+        click.echo(f"  {row.line()}")
+
+
+def show_run(api: PrefectRest, target: str) -> None:
     run = find_run(api, target)
     state = run["state"]
     click.echo(f"{run['name']}: {state['type'].lower()}" + (f" — {state['message']}" if state.get("message") else ""))

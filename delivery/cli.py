@@ -6,6 +6,7 @@ import os
 import sys
 
 import click
+import httpx
 
 from delivery import __version__
 from delivery.audit import verify
@@ -106,8 +107,13 @@ def audit_verify(file: str) -> None:
 
 
 def main() -> None:
-    """Console-script entry point."""
-    cli(prog_name="tripgen-release")
+    """Console-script entry point; an unreachable server is one line naming it, not a traceback."""
+    try:
+        cli(prog_name="tripgen-release")
+    except httpx.TransportError as err:
+        url = err.request.url.copy_with(query=None)
+        click.echo(f"tripgen-release: cannot reach {url} ({err}): check the URL (PREFECT_API_URL, --api-url) and that the server runs", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from delivery.kube import Deployments, Routing, connect
 from delivery.policy.loader import load_policy
 from delivery.prefect_rest import PrefectRest
 from delivery.release.plan import resolve_digest
+from delivery.release.traffic import production_traffic
 from delivery.sandbox.endpoints import Endpoints
 
 PREFECT_PORT = 4200
@@ -175,14 +176,9 @@ def print_cluster(state: Path, policy_path: Path, endpoints: Endpoints, tags: tu
             resolve_digest(http, endpoints.registry, svc.repository, tag): tag for svc in policy.services for tag in ("v1.0.0", *tags)
         }
     conn = connect(str(state / "cluster" / "kubeconfig"))
-    deployments, routing = Deployments(conn), Routing(conn)
-    namespace = policy.environments["production"].namespace
     click.echo("\nproduction now (read from the cluster):")
-    for svc in policy.services:
-        color = routing.selected_color(namespace, svc.name)
-        image = deployments.image_of(namespace, f"{svc.name}-{color}") or ""
-        tag = tag_of.get(image.rpartition("@")[2], "?")
-        click.echo(f"  {svc.name:<18} {color:<6} {tag:<14} {image}")
+    for row in production_traffic(policy, Deployments(conn), Routing(conn)):
+        click.echo(f"  {row.line(tag_of.get((row.image or '').rpartition('@')[2], '?'))}")
 
 
 def run_demo(policy: Path, state: Path, keep: bool, tags: tuple[str, str], strategy: str) -> None:
