@@ -1,14 +1,20 @@
-"""The Prefect UI as an approver sees it: headless Chromium (Debian's /usr/bin/chromium) driven by Playwright.
+"""The Prefect UI as an approver and a release manager see it: headless Chromium (Debian's /usr/bin/chromium)
+driven by Playwright.
 
 `approval_form` walks from the runs list to a paused run's Resume dialog and reads the form it renders from
-the run input's JSON schema, without submitting it. Selectors are the classic UI's (served at `/runs`):
-the list row `.flow-run-list-item`, the `.state-badge` tags, the modal `[role=dialog]` and its
-`.schema-form-property` blocks. A server with PREFECT_SERVER_API_AUTH_STRING sends the browser to its login
-page first, a form with one password field taking "user:password".
+the run input's JSON schema, without submitting it. `start_run_from_ui` starts a deployment's run with its
+Run > Custom run form, rendered from the deployment's parameter schema. Selectors are the classic UI's
+(served at `/runs`): the list row `.flow-run-list-item`, the `.state-badge` tags, the modal `[role=dialog]`,
+the run form `form.flow-run-create-form-v2`, their `.schema-form-property` blocks, and the toast
+`.toast-flow-run-create` of a created run. A server with PREFECT_SERVER_API_AUTH_STRING sends the browser to
+its login page first, a form with one password field taking "user:password".
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -34,59 +40,108 @@ def approval_form(ui_url: str, flow_run_id: str, screenshot: Path, expected_fiel
     and current value (text, or True/False for a toggle). Raises AssertionError, saying what the page showed,
     when the run, its Resume button or an expected field is missing. Never submits the form.
     """
+    screenshot.parent.mkdir(parents=True, exist_ok=True)
+    with _ui_page(ui_url, "/runs", auth_string) as page:
+        row = page.locator(".flow-run-list-item").filter(has=page.locator(f'a[href="/runs/flow-run/{flow_run_id}"]'))
+        _wait(page, row, f"flow run {flow_run_id} in the runs list")
+        run_link = row.locator("a.flow-run-bread-crumbs__flow-run-link")
+        run_name = run_link.inner_text().strip()
+        list_state = row.locator(".state-badge").inner_text().strip()
+
+        run_link.click()
+        page.wait_for_url(f"**/runs/flow-run/{flow_run_id}**")
+        badge = page.locator(".page-heading .state-badge")
+        _wait(page, badge, "state badge on the run's page")
+        state = badge.inner_text().strip()
+        resume = page.get_by_role("button", name="Resume", exact=True)
+        _wait(page, resume, f"Resume button for {run_name} (state {state!r})")
+        resume.click()
+
+        dialog = page.get_by_role("dialog")
+        properties = dialog.locator(".schema-form-property")
+        _wait(page, properties.first, "form field in the Resume dialog")
+        result = {
+            "run_name": run_name,
+            "list_state": list_state,
+            "state": state,
+            "run_url": page.url,
+            "title": dialog.locator(".p-modal__title").inner_text().strip(),
+            "description": _text(dialog.locator(".p-modal__body > .markdown-renderer")),
+            "labels": [],
+            "fields": {},
+        }
+        for prop in properties.all():
+            label = prop.locator(".schema-form-property__label").inner_text().strip()
+            result["labels"].append(label)
+            result["fields"][_field_name(label)] = {
+                "label": label,
+                "description": _text(prop.locator(".schema-form-property__description")),
+                "value": _value(prop),
+            }
+        page.screenshot(path=str(screenshot))
+    missing = [name for name in expected_fields if name not in result["fields"]]
+    assert not missing, f"Resume form of {run_name} lacks {missing}; it shows {result['labels']} (see {screenshot})"
+    return result
+
+
+def start_run_from_ui(ui_url: str, deployment_id: str, parameters: dict[str, str], screenshot: Path,
+                      auth_string: str | None = None) -> str:
+    """Start a run of the deployment as a release manager does: its page, Run > Custom run, type each of
+    `parameters` (name -> text) into the text box of the form's field of that name, save a PNG of the filled
+    form, Submit, and follow the toast's "View run"; return the new flow run's id. The other fields keep
+    what the form shows, the schema's defaults.
+
+    Logs in with `auth_string` ("user:password") when the server asks for it. Raises AssertionError, saying
+    what the page showed, when the Run menu, a field or its text box is missing, the form refuses the values
+    (its failed-field messages), or no run page follows.
+    """
+    screenshot.parent.mkdir(parents=True, exist_ok=True)
+    with _ui_page(ui_url, f"/deployments/deployment/{deployment_id}", auth_string) as page:
+        run = page.get_by_role("button", name="Run", exact=True)
+        _wait(page, run, f"Run button of deployment {deployment_id}")
+        run.click()
+        page.get_by_role("button", name="Custom run", exact=True).click()
+        form = page.locator("form.flow-run-create-form-v2")
+        properties = form.locator(".schema-form-property")
+        _wait(page, properties.first, "parameter field in the Custom run form")
+        fields = {_field_name(prop.locator(".schema-form-property__label").inner_text()): prop for prop in properties.all()}
+        missing = [name for name in parameters if name not in fields]
+        assert not missing, f"the Custom run form lacks {missing}; it shows {list(fields)}"
+        for name, value in parameters.items():
+            text_box = fields[name].locator("textarea, input:not([type=checkbox])")
+            assert text_box.count(), f"the form's field {name!r} has no text box: {fields[name].inner_text()}"
+            text_box.first.fill(value)
+        page.set_viewport_size({"width": 1400, "height": 1700})  # the whole form, Submit included
+        page.screenshot(path=str(screenshot))
+
+        form.get_by_role("button", name="Submit", exact=True).click()
+        created = page.locator(".toast-flow-run-create")
+        refused = page.locator(".p-label__message--failed")
+        _wait(page, created.or_(refused).first, "toast of the created run or failed-field message")
+        assert not refused.count(), f"the form refused the parameters: {refused.all_inner_texts()} (see {screenshot})"
+        created.last.get_by_role("button", name="View run", exact=True).click()  # the UI mounts two toast apps
+        _wait(page, page.locator(".page-heading .state-badge"), "state badge on the new run's page")
+        flow_run_id = re.search(r"/runs/flow-run/([0-9a-f-]{36})", page.url)
+        assert flow_run_id, f"View run led to {page.url}, not a flow run's page"
+        return flow_run_id.group(1)
+
+
+@contextmanager
+def _ui_page(ui_url: str, path: str, auth_string: str | None) -> Iterator[Page]:
+    """A page of headless Chromium showing `path` of the UI at `ui_url`, logged in when the server asks."""
     ui_url = ui_url.rstrip("/")
     needs_login = _check_ui_settings(ui_url, auth_string)
-    screenshot.parent.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(STEP_TIMEOUT_MS)
-            page.goto(f"{ui_url}/runs", timeout=STEP_TIMEOUT_MS)
+            page.goto(f"{ui_url}{path}", timeout=STEP_TIMEOUT_MS)
             if needs_login:
-                _log_in(page, auth_string, f"{ui_url}/runs")
-            row = page.locator(".flow-run-list-item").filter(has=page.locator(f'a[href="/runs/flow-run/{flow_run_id}"]'))
-            _wait(page, row, f"flow run {flow_run_id} in the runs list")
-            run_link = row.locator("a.flow-run-bread-crumbs__flow-run-link")
-            run_name = run_link.inner_text().strip()
-            list_state = row.locator(".state-badge").inner_text().strip()
-
-            run_link.click()
-            page.wait_for_url(f"**/runs/flow-run/{flow_run_id}**")
-            badge = page.locator(".page-heading .state-badge")
-            _wait(page, badge, "state badge on the run's page")
-            state = badge.inner_text().strip()
-            resume = page.get_by_role("button", name="Resume", exact=True)
-            _wait(page, resume, f"Resume button for {run_name} (state {state!r})")
-            resume.click()
-
-            dialog = page.get_by_role("dialog")
-            properties = dialog.locator(".schema-form-property")
-            _wait(page, properties.first, "form field in the Resume dialog")
-            result = {
-                "run_name": run_name,
-                "list_state": list_state,
-                "state": state,
-                "run_url": page.url,
-                "title": dialog.locator(".p-modal__title").inner_text().strip(),
-                "description": _text(dialog.locator(".p-modal__body > .markdown-renderer")),
-                "labels": [],
-                "fields": {},
-            }
-            for prop in properties.all():
-                label = prop.locator(".schema-form-property__label").inner_text().strip()
-                result["labels"].append(label)
-                result["fields"][_field_name(label)] = {
-                    "label": label,
-                    "description": _text(prop.locator(".schema-form-property__description")),
-                    "value": _value(prop),
-                }
-            page.screenshot(path=str(screenshot))
+                _log_in(page, auth_string, f"{ui_url}{path}")
+            yield page
         finally:
             browser.close()
-    missing = [name for name in expected_fields if name not in result["fields"]]
-    assert not missing, f"Resume form of {run_name} lacks {missing}; it shows {result['labels']} (see {screenshot})"
-    return result
 
 
 def _check_ui_settings(ui_url: str, auth_string: str | None) -> bool:
@@ -109,12 +164,13 @@ def _check_ui_settings(ui_url: str, auth_string: str | None) -> bool:
 
 def _log_in(page: Page, auth_string: str, asked_url: str) -> None:
     """Type "user:password" into the login page the UI redirected to, submit it, wait for the UI to go back to
-    the page first asked for, and reload that: the first, unauthenticated load left error toasts on it."""
+    the page first asked for (with whatever query it adds: a deployment's page gets ?tab=Runs), and reload
+    that: the first, unauthenticated load left error toasts on it."""
     password = page.locator('form input[type="password"]')
     _wait(page, password, "password field of the login page")
     password.fill(auth_string)
     page.locator("form").get_by_role("button", name="Login", exact=True).click()
-    page.wait_for_url(asked_url)
+    page.wait_for_url(lambda url: url.split("?", 1)[0] == asked_url)
     page.reload()
 
 
