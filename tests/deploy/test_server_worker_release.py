@@ -13,7 +13,7 @@ import pytest
 from delivery.kube import Deployments, Routing, connect
 from delivery.prefect_rest import FINAL_STATES, PrefectRest
 from tests.conftest import REPO
-from tests.deploy.browser import approval_form
+from tests.deploy.browser import approval_form, start_run_from_ui
 from tests.deploy.conftest import Stack
 from tests.release.conftest import digest_image
 
@@ -121,13 +121,18 @@ def test_a_pushed_tag_is_released_by_the_worker_after_two_approvals(stack: Stack
 
 
 def test_a_second_release_touches_nothing_until_the_paused_one_ends(stack: Stack, api: PrefectRest) -> None:
-    """Also: the approver's view of the paused release in the Prefect UI (headless Chromium)."""
+    """Also through the Prefect UI in headless Chromium: the second release is started from the deployment's
+    Run form, and the approver's Resume form of the paused one shows its fields."""
     before_production = images(stack, "production")
     first = start(stack, "v1.3.0")
     wait_for_approval(api, first)
     assert images(stack, "staging") == released("v1.3.0")
 
-    second = start(stack, "v1.4.0")
+    # a release manager starts the next release from the UI: the deployment's Run > Custom run form
+    release_id = api.deployment("release/production")["id"]
+    second = start_run_from_ui(stack.ui_url, release_id, {"tag": "v1.4.0", "initiator": "release-manager-kim"},
+                               stack.logs / "run-form.png", auth_string=stack.auth_string)
+    assert api.flow_run(second)["parameters"]["initiator"] == "release-manager-kim"
     deadline = time.monotonic() + 90
     while not any("waiting for the" in entry["message"] for entry in api.logs(second)):
         assert time.monotonic() < deadline, "the second release never reached the release lock"
