@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from typing import NoReturn
@@ -46,6 +47,9 @@ def typed_params(params: dict[str, str], schema: dict, deployment: str) -> dict:
             typed[key] = convert(text, schema_types(properties[key]))
         except ValueError as err:
             usage_error(f"--param {key}={text}: {err}")
+        pattern = properties[key].get("pattern")
+        if pattern and isinstance(typed[key], str) and not re.search(pattern, typed[key]):
+            usage_error(f"--param {key}={text}: {properties[key].get('description') or 'does not match ' + pattern}")
     missing = [key for key in schema.get("required", []) if key not in typed]
     if missing:
         usage_error(f"{deployment} needs " + ", ".join(f"--param {key}=..." for key in missing))

@@ -10,6 +10,7 @@ from prefect.states import Failed
 
 from delivery.approvals import hotfix_auto_approves
 from delivery.release.describe import approval_context, service_rows
+from delivery.release.plan import VersionTag
 from delivery.release.runtime import runtime
 from flows.approval import collect_approvals
 from flows.canary import release_canary
@@ -25,7 +26,7 @@ from tasks.window import next_opening, wait_for_sync_window, window_is_open
 
 @flow(name="release", flow_run_name="release-{tag}", log_prints=True)
 def release(
-    tag: str,
+    tag: VersionTag,
     services: list[str] | None = None,
     strategy: Literal["blue-green", "canary"] = "blue-green",
     initiator: str = "release-manager",

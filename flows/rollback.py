@@ -7,6 +7,7 @@ from typing import Literal
 from prefect import flow
 from prefect.states import Failed
 
+from delivery.release.plan import VersionTag
 from delivery.release.runtime import runtime
 from flows.approval import collect_approvals
 from flows.locking import label_this_run
@@ -17,7 +18,7 @@ from tasks.rollback import plan_rollback, plan_staging_rollback, roll_back_servi
 
 @flow(name="rollback", flow_run_name="rollback-to-{target_version}", log_prints=True)
 def rollback(
-    target_version: str,
+    target_version: VersionTag,
     reason: str,
     initiator: str = "on-call",
     services: list[str] | None = None,

@@ -4,13 +4,29 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Annotated
 
 import httpx
 import semver
+from pydantic import AfterValidator, WithJsonSchema
 
 from delivery.policy.models import Policy
 
 _TAG = re.compile(r"^v(?P<version>.+)$")
+# semver.org's regular expression with the `v`: the parameter schema the UI and the server check before any run
+TAG_PATTERN = (r"^v(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+               r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
+               r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$")
+
+
+
+def _checked_tag(tag: str) -> str:
+    parse_tag(tag)  # a PlanError (a ValueError) says what a tag looks like
+    return tag
+
+
+# a flow parameter: the UI and the server check the pattern before any run; the flow says what is wrong
+VersionTag = Annotated[str, AfterValidator(_checked_tag), WithJsonSchema({"type": "string", "pattern": TAG_PATTERN})]
 MANIFEST_ACCEPT = ", ".join(
     [
         "application/vnd.oci.image.index.v1+json",

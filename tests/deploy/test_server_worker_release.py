@@ -94,6 +94,9 @@ def test_deployments_are_registered_on_the_worker_pool_with_enforced_schemas(sta
     refused = api.http.post(f"/deployments/{api.deployment('release/production')['id']}/create_flow_run",
                             json={"parameters": {"tag": "v1.2.0", "hotfix": "maybe"}})
     assert refused.status_code == 409 and "hotfix" in refused.text  # the schema is enforced by the server
+    not_a_tag = api.http.post(f"/deployments/{api.deployment('release/production')['id']}/create_flow_run",
+                              json={"parameters": {"tag": "1.4"}})
+    assert not_a_tag.status_code == 409 and "does not match" in not_a_tag.text
     assert api.http.post("/work_pools/filter", json={}).json()[0]["name"] == "tripgen-release"
 
 

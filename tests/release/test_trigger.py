@@ -60,6 +60,7 @@ def test_values_take_the_types_of_the_parameter_schema(deployment, capsys):
     (["tag=v1.2.0", "hotfix=maybe"], "--param hotfix=maybe: expected boolean"),
     (["tag=v1.2.0", "services=[\"user-service\""], "--param services=["),
     (["initiator=octocat"], "release/production needs --param tag=..."),
+    (["tag=1.4"], "--param tag=1.4: The version to release, vMAJOR.MINOR.PATCH"),
 ])
 def test_parameters_the_deployment_cannot_take_exit_2_before_any_run(deployment, capsys, params, message):
     args = ["release/production", *[a for p in params for a in ("--param", p)], "--no-follow"]
