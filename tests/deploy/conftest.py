@@ -23,7 +23,7 @@ import yaml
 from delivery.sandbox.endpoints import Endpoints
 from delivery.sandbox.process import end_with_parent, sandbox_process
 from tests.conftest import REPO
-from tests.release.conftest import fast_policy_data, reports_root
+from tests.release.conftest import fast_policy_data, reports_root, worker_settings
 
 # PostgreSQL as .ci/run starts it: the Debian cluster, reached by root over its Unix socket (peer auth)
 ADMIN_DSN = os.environ.get("TRIPGEN_TEST_POSTGRES", "postgresql://root@/postgres?host=/var/run/postgresql")
@@ -154,17 +154,8 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
                                     capture_output=True, text=True, timeout=180)
         assert registered.returncode == 0, registered.stdout + registered.stderr
         (logs / "register.log").write_text(registered.stdout + registered.stderr)
-        worker_env = {**env, "PREFECT_WORKER_QUERY_SECONDS": "1", **{f"TRIPGEN_{k}": v for k, v in {
-            "POLICY": str(policy_file),
-            "KUBECONFIG": str(work / "sandbox" / "kubeconfig"),
-            "REGISTRY_URL": endpoints.registry,
-            "PROMETHEUS_URL": endpoints.prometheus,
-            "GATEWAY_URL": endpoints.gateway,
-            "REPORTS": str(stack_reports(work)),
-            "AUDIT_LOG": str(work / "audit.jsonl"),
-            "RUN_TRIVY": "false",
-            "PREFECT_UI_URL": ui_url,
-        }.items()}}
+        worker_env = {**env, "PREFECT_WORKER_QUERY_SECONDS": "1",
+                      **worker_settings(work, policy_file, endpoints, stack_reports(work), PREFECT_UI_URL=ui_url)}
         stack_.enter_context(process(
             [sys.executable, "-m", "delivery.cli", "deployments", "worker", "--name", "ci-worker"],
             worker_env, logs / "worker.log"))

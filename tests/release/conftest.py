@@ -75,20 +75,27 @@ def reports_root(tmp_path: Path) -> Path:
 def sandbox(tmp_path, policy_file, monkeypatch) -> Endpoints:
     """A sandbox cluster in its own process, and TRIPGEN_* settings pointing the flows at it."""
     with sandbox_process(tmp_path, policy_file) as endpoints:
-        settings = {
-            "POLICY": str(policy_file),
-            "KUBECONFIG": str(tmp_path / "sandbox" / "kubeconfig"),
-            "REGISTRY_URL": endpoints.registry,
-            "PROMETHEUS_URL": endpoints.prometheus,
-            "GATEWAY_URL": endpoints.gateway,
-            "REPORTS": str(reports_root(tmp_path)),
-            "AUDIT_LOG": str(tmp_path / "audit.jsonl"),
-            "RUN_TRIVY": "false",
-            "RELEASE_LOCK": f"production-release-{tmp_path.name}",  # a stranded run never blocks the next test
-        }
+        settings = worker_settings(tmp_path, policy_file, endpoints, reports_root(tmp_path),
+                                   RELEASE_LOCK=f"production-release-{tmp_path.name}")  # a stranded run never blocks the next test
         for key, value in settings.items():
-            monkeypatch.setenv(f"TRIPGEN_{key}", value)
+            monkeypatch.setenv(key, value)
         yield endpoints
+
+
+def worker_settings(work: Path, policy_file: Path, endpoints: Endpoints, reports: Path, **more: str) -> dict[str, str]:
+    """The TRIPGEN_* environment of a worker releasing to the sandbox started in `work`."""
+    settings = {
+        "POLICY": str(policy_file),
+        "KUBECONFIG": str(work / "sandbox" / "kubeconfig"),
+        "REGISTRY_URL": endpoints.registry,
+        "PROMETHEUS_URL": endpoints.prometheus,
+        "GATEWAY_URL": endpoints.gateway,
+        "REPORTS": str(reports),
+        "AUDIT_LOG": str(work / "audit.jsonl"),
+        "RUN_TRIVY": "false",
+        **more,
+    }
+    return {f"TRIPGEN_{key}": value for key, value in settings.items()}
 
 
 def set_fault(endpoints: Endpoints, **body) -> dict:
