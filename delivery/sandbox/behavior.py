@@ -21,20 +21,23 @@ class VersionBehavior:
 
 @dataclass(frozen=True)
 class BehaviorRule:
-    """A glob on the image tag (`*-faulty`) and the behavior it gives, in some namespaces or (None) all."""
+    """A glob on the image tag (`*-faulty`) and the behavior it gives, in some namespaces and for requests
+    to some hosts, or (None) all."""
 
     tag_glob: str
     behavior: VersionBehavior
     namespaces: tuple[str, ...] | None = None
+    hosts: tuple[str, ...] | None = None
 
-    def applies(self, tag: str, namespace: str | None) -> bool:
+    def applies(self, tag: str, namespace: str | None, host: str | None = None) -> bool:
         in_scope = self.namespaces is None or namespace is None or namespace in self.namespaces
-        return in_scope and fnmatch.fnmatchcase(tag, self.tag_glob)
+        for_host = self.hosts is None or host is None or host in self.hosts
+        return in_scope and for_host and fnmatch.fnmatchcase(tag, self.tag_glob)
 
 
 DEFAULT_RULES: tuple[BehaviorRule, ...] = (
     BehaviorRule("*-broken", VersionBehavior(becomes_ready=False)),
-    BehaviorRule("*-faulty", VersionBehavior(error_rate=0.05), ("production",)),
+    BehaviorRule("*-faulty", VersionBehavior(error_rate=0.05), ("production",), ("api.tripgen.com",)),
     BehaviorRule("*-slow", VersionBehavior(latency_p50_ms=900.0, latency_p95_ms=1500.0)),
     BehaviorRule("*", VersionBehavior()),
 )
@@ -92,10 +95,11 @@ class BehaviorBook:
         """Drop every run-time fault."""
         self._overrides.clear()
 
-    def for_image(self, image: str, namespace: str | None = None) -> VersionBehavior:
-        """The behavior of pods running `image` in `namespace`: the first rule that applies, then faults."""
+    def for_image(self, image: str, namespace: str | None = None, host: str | None = None) -> VersionBehavior:
+        """The behavior of pods running `image` in `namespace` (for a request to `host`): the first rule
+        that applies, then faults."""
         name, tag = self._name_and_tag(image)
         tag = tag or "latest"
-        base = next((r.behavior for r in self.rules if r.applies(tag, namespace)), VersionBehavior())
+        base = next((r.behavior for r in self.rules if r.applies(tag, namespace, host)), VersionBehavior())
         fields = {**self._overrides.get(tag, {}), **self._overrides.get(f"{name}:{tag}", {})}
         return replace(base, **fields) if fields else base

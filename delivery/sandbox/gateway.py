@@ -21,7 +21,7 @@ from starlette.routing import Route
 
 from delivery.sandbox.behavior import BehaviorBook, VersionBehavior
 from delivery.sandbox.telemetry import EXPOSITION_CONTENT_TYPE, UNKNOWN, Telemetry
-from delivery.sandbox.traffic import NamespaceObjects, NoRoute, resolve_target, route_request
+from delivery.sandbox.traffic import NamespaceObjects, NoRoute, host_name, resolve_target, route_request
 
 Z_95 = 1.6448536269514722  # the standard normal's 95th percentile
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -69,7 +69,7 @@ class _Gateway:
         if isinstance(upstream, NoRoute):
             return PlainTextResponse(upstream.reason, upstream.status)
         image = container_image(upstream.pod)
-        behavior = self.behaviors.for_image(image, target.namespace)
+        behavior = self.behaviors.for_image(image, target.namespace, host_name(request.headers.get("host", "")))
         latency = latency_seconds(behavior, self.rng)
         await asyncio.sleep(latency)
         status, body, uri = simulate_app(request.method, target.path, behavior, self.rng)

@@ -21,6 +21,7 @@ class BehaviorSpec(Strict):
 
     tag: str
     namespaces: list[str] | None = None
+    hosts: list[str] | None = None  # only requests to these hosts (e.g. real users', not the validation host)
     becomes_ready: bool = True
     error_rate_percent: Percent = 0.05
     latency_p50_ms: float = Field(default=40, gt=0)
@@ -35,7 +36,8 @@ class BehaviorSpec(Strict):
             latency_p95_ms=max(self.latency_p95_ms, self.latency_p50_ms),
             db_healthy=self.db_healthy,
         )
-        return BehaviorRule(self.tag, behavior, tuple(self.namespaces) if self.namespaces is not None else None)
+        return BehaviorRule(self.tag, behavior, tuple(self.namespaces) if self.namespaces is not None else None,
+                            tuple(self.hosts) if self.hosts is not None else None)
 
 
 class Load(Strict):

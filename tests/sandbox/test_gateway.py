@@ -176,6 +176,16 @@ def test_health_endpoints_follow_the_version_behavior() -> None:
     assert api.status_code == 500
 
 
+def test_a_rule_for_some_hosts_leaves_requests_to_other_hosts_alone() -> None:
+    """`-faulty` fails real users' requests; the validation host, reaching the same idle pods, sees a healthy app."""
+    faulty = BehaviorRule("*-faulty", VersionBehavior(error_rate=1.0, latency_p50_ms=0.01), None, ("users.tripgen.test",))
+    behaviors = BehaviorBook((faulty, BehaviorRule("*", FAST)))
+    app = build_gateway_app(trip_service_store("green", "v1.3.0-faulty"), behaviors, Telemetry(), random.Random(1))
+    direct = get(app, "/_ns/production/trip-service/api/trips", 20, host="users.tripgen.test:443")
+    validation = get(app, "/_ns/production/trip-service/api/trips", 20, host="validation.tripgen.com")
+    assert {r.status_code for r in direct} == {500} and {r.status_code for r in validation} == {200}
+
+
 def test_a_healthy_database_answers_up() -> None:
     app = build_gateway_app(trip_service_store("blue"), fast_behaviors(), Telemetry(), random.Random(1))
     (db,) = get(app, "/actuator/health/db", host="trip-service.production")
