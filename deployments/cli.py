@@ -15,10 +15,11 @@ def deployments() -> None:
 @deployments.command("register")
 def register() -> None:
     """Create the work pool and the release lock, then deploy everything in prefect.yaml (PREFECT_API_URL)."""
-    from deployments.register import deploy_all, ensure_release_lock, ensure_work_pool, release_lock_name, work_pool_name
+    from delivery.settings import Settings
+    from deployments.register import deploy_all, ensure_release_lock, ensure_work_pool, work_pool_name
 
     click.echo(ensure_work_pool(work_pool_name()))
-    click.echo(ensure_release_lock(release_lock_name()))
+    click.echo(ensure_release_lock(Settings().release_lock))  # the lock name the flows use (TRIPGEN_RELEASE_LOCK)
     sys.exit(deploy_all())
 
 

@@ -12,8 +12,6 @@ from prefect import get_client
 from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
 from prefect.exceptions import ObjectAlreadyExists
 
-from delivery.settings import Settings
-
 PREFECT_FILE = Path(__file__).resolve().parent.parent / "prefect.yaml"
 
 
@@ -26,7 +24,7 @@ def work_pool_name(prefect_file: Path = PREFECT_FILE) -> str:
 
 
 def ensure_work_pool(name: str) -> str:
-    """Create the process work pool `name`, or leave an existing one as it is; returns what was done."""
+    """Create the process work pool `name`, or refresh an existing one's description; returns what was done."""
     description = "TripGen releases and rollbacks (process worker: `tripgen-release deployments worker`)."
     with get_client(sync_client=True) as client:
         try:
@@ -64,8 +62,3 @@ def start_worker(pool: str, name: str | None = None, limit: int | None = None) -
     """Replace this process with the worker (its env is what the flow runs see)."""
     command = worker_command(pool, name, limit)
     os.execv(command[0], command)
-
-
-def release_lock_name() -> str:
-    """The lock name the flows use, from TRIPGEN_RELEASE_LOCK."""
-    return Settings().release_lock

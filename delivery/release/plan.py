@@ -19,7 +19,6 @@ TAG_PATTERN = (r"^v(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
                r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$")
 
 
-
 def _checked_tag(tag: str) -> str:
     parse_tag(tag)  # a PlanError (a ValueError) says what a tag looks like
     return tag
@@ -27,6 +26,7 @@ def _checked_tag(tag: str) -> str:
 
 # a flow parameter: the UI and the server check the pattern before any run; the flow says what is wrong
 VersionTag = Annotated[str, AfterValidator(_checked_tag), WithJsonSchema({"type": "string", "pattern": TAG_PATTERN})]
+
 MANIFEST_ACCEPT = ", ".join(
     [
         "application/vnd.oci.image.index.v1+json",
