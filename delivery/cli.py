@@ -89,6 +89,34 @@ def rollback_command(target: str, reason: str, initiator: str, services: tuple[s
     click.echo(f"rollback to {target} started: {api_url.removesuffix('/api')}/runs/flow-run/{run['id']} (waiting for one approval)")
 
 
+@cli.command("recover")
+@click.argument("tag")
+@click.option("--as", "initiator", default=lambda: os.environ.get("USER", "on-call"), show_default="$USER", help="Who recovers (audit log).")
+@click.option("--force", is_flag=True, help="Recover even if the server still shows the release run Running or Paused (its worker is known dead).")
+def recover_command(tag: str, initiator: str, force: bool) -> None:
+    """Restore production from TAG's unfinished release record, as the recover automation does; exit 1 if a service is left unrestored."""
+    from delivery.release.plan import PlanError, parse_tag
+    from flows.recover import recover
+
+    try:
+        parse_tag(tag)
+    except PlanError as err:
+        raise click.UsageError(str(err)) from None
+    state = recover(tag=tag, initiator=initiator, force=force, return_state=True)
+    result = state.result(raise_on_failure=False)
+    if not state.is_completed():
+        click.echo(f"recover {tag}: {state.message}", err=True)
+        sys.exit(1)
+    for line in result.get("skipped", []):
+        click.echo(f"not recovered: {line} (add --force if its worker is gone)")
+    if not result["recovered"]:
+        click.echo(f"recover {tag}: no unfinished release record; production was not changed")
+    for done in result["recovered"]:
+        click.echo(f"{done['record']}: {'restored' if done['complete'] else 'NOT fully restored'}: {done['restored']}")
+    if not all(done["complete"] for done in result["recovered"]):
+        sys.exit(1)
+
+
 @cli.group()
 def audit() -> None:
     """Inspect the append-only audit log of releases, approvals, switches and rollbacks."""

@@ -23,6 +23,7 @@ from delivery.prefect_rest import PrefectRest
 from delivery.release.plan import resolve_digest
 from delivery.release.traffic import production_traffic
 from delivery.sandbox.endpoints import Endpoints
+from delivery.settings import Settings
 
 PREFECT_PORT = 4200
 START_TIMEOUT = 120
@@ -106,6 +107,7 @@ def release_env(env: dict[str, str], api_url: str, endpoints: Endpoints, state: 
         **env,
         "PREFECT_API_URL": api_url,
         "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+        "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(Settings().heartbeat_seconds),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "TRIPGEN_POLICY": str(policy),
         "TRIPGEN_KUBECONFIG": str(state / "cluster" / "kubeconfig"),
@@ -196,6 +198,8 @@ def run_demo(policy: Path, state: Path, keep: bool, tags: tuple[str, str], strat
         api, ui = PrefectRest(api_url), api_url.removesuffix("/api")
         wait_until(lambda: _has_deployment(api), "the flow server", START_TIMEOUT, procs.started[-1][1], state / "logs" / "flows.log")
         deployment = api.deployment("release/sandbox")
+        for line in recovery_automations(api_url):
+            click.echo(line)
         approvers = _two_approvers(policy)
         loaded = load_policy(policy)
         watching = WeightPrinter(state / "cluster" / "kubeconfig", loaded.environments["production"].namespace, [s.name for s in loaded.services])
@@ -211,6 +215,16 @@ def run_demo(policy: Path, state: Path, keep: bool, tags: tuple[str, str], strat
     finally:
         if not keep:
             procs.stop()
+
+
+def recovery_automations(api_url: str) -> list[str]:
+    """The same crash-recovery automations `deployments register` creates, for the served sandbox deployments."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from deployments.register import ensure_automations
+
+    with temporary_settings({PREFECT_API_URL: api_url}):
+        return ensure_automations(PrefectRest(api_url), "release/sandbox", "recover/sandbox", Settings().zombie_after_seconds)
 
 
 def _has_deployment(api: PrefectRest) -> bool:

@@ -3,35 +3,50 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 import httpx
+from tenacity import RetryCallState, retry_if_result
+
+from delivery.retry import retry_after_seconds, retrying
 
 FINAL_STATES = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 RETRIED_STATUS = {429, 502, 503, 504}
 ATTEMPTS = 6
+BACKOFF_SECONDS = 0.5
+"""The wait before the second attempt when the server names none; it doubles for each further one."""
 
 
 class RetryingTransport(httpx.BaseTransport):
     """Retries 429/502/503/504 (a busy server, e.g. SQLite locked) with backoff, honouring Retry-After."""
 
-    def __init__(self, inner: httpx.BaseTransport) -> None:
+    def __init__(self, inner: httpx.BaseTransport, sleep: Callable[[float], None] | None = None) -> None:
         self.inner = inner
+        self.sleep = sleep
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        for attempt in range(1, ATTEMPTS + 1):
-            response = self.inner.handle_request(request)
-            if response.status_code not in RETRIED_STATUS or attempt == ATTEMPTS:
-                return response
-            response.read()
-            response.close()
-            wait = response.headers.get("Retry-After", "")
-            time.sleep(float(wait) if wait.replace(".", "", 1).isdigit() else 0.25 * 2**attempt)
-        raise AssertionError("unreachable: the last attempt returns")
+        policy = retrying(
+            attempts=ATTEMPTS,
+            retry=retry_if_result(lambda response: response.status_code in RETRIED_STATUS),
+            backoff=BACKOFF_SECONDS,
+            jitter=False,
+            retry_after=lambda response: retry_after_seconds(response.headers.get("Retry-After")),
+            sleep=self.sleep,
+            before_sleep=_discard_response,
+        )
+        return policy(self.inner.handle_request, request)
 
     def close(self) -> None:
         self.inner.close()
+
+
+def _discard_response(state: RetryCallState) -> None:
+    """A response that will be asked again: read and closed, so its connection goes back to the pool."""
+    response = state.outcome.result()
+    response.read()
+    response.close()
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from delivery.policy.loader import load_policy
@@ -32,6 +33,9 @@ class Settings(BaseSettings):
     audit_log: Path = Path("audit/audit.jsonl")
     prefect_ui_url: str | None = None
     release_lock: str = "production-release"  # the global concurrency limit one production release holds
+    heartbeat_seconds: int = Field(default=30, ge=30)  # PREFECT_FLOWS_HEARTBEAT_FREQUENCY of release runs (Prefect's minimum)
+    zombie_after_seconds: float = Field(default=90, gt=30)  # no heartbeat this long: the run's worker or node is gone
+    release_lock_lease_seconds: float = Field(default=60, ge=60)  # a dead holder's slot frees this long after its last renewal (Prefect's minimum)
 
     def load_policy(self) -> Policy:
         return load_policy(self.policy)

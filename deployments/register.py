@@ -5,12 +5,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import yaml
 from prefect import get_client
 from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
 from prefect.exceptions import ObjectAlreadyExists
+
+from delivery.prefect_rest import PrefectRest
+from deployments.automations import ensure_recovery_automations
 
 PREFECT_FILE = Path(__file__).resolve().parent.parent / "prefect.yaml"
 
@@ -48,6 +52,12 @@ def deploy_all(prefect_file: Path = PREFECT_FILE) -> int:
     return subprocess.run(command, cwd=prefect_file.parent, check=False).returncode
 
 
+def ensure_automations(api: PrefectRest, release: str, recover: str, silence_seconds: float) -> list[str]:
+    """The zombie and recovery automations for the deployments named `release` and `recover` (flow/deployment)."""
+    ids = [api.deployment(name)["id"] for name in (release, recover)]
+    return ensure_recovery_automations(*ids, timedelta(seconds=silence_seconds))
+
+
 def worker_command(pool: str, name: str | None, limit: int | None) -> list[str]:
     """The `prefect worker start` command line for the process pool."""
     command = [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--type", "process"]
@@ -58,7 +68,8 @@ def worker_command(pool: str, name: str | None, limit: int | None) -> list[str]:
     return command
 
 
-def start_worker(pool: str, name: str | None = None, limit: int | None = None) -> None:
-    """Replace this process with the worker (its env is what the flow runs see)."""
+def start_worker(pool: str, heartbeat_seconds: int, name: str | None = None, limit: int | None = None) -> None:
+    """Replace this process with the worker (its env is what the flow runs see); flow runs send heartbeats."""
+    os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", str(heartbeat_seconds))
     command = worker_command(pool, name, limit)
     os.execv(command[0], command)

@@ -51,7 +51,7 @@ def collect_approvals(policy: Approvals, kind: Kind, initiator: str, tag: str, c
             )
         except FlowPauseTimeout:
             approvals.consider_timeout(policy.timeout)
-            resume_after_timeout()
+            resume_after_timeout("approval timed out: recording the rejection")
             break
         decision = approvals.consider(Answer(answer.approver, answer.approve, answer.comment))
         if decision.outcome == "refused":
@@ -67,7 +67,7 @@ def collect_approvals(policy: Approvals, kind: Kind, initiator: str, tag: str, c
     return approvals
 
 
-def resume_after_timeout() -> None:
-    """An expired pause can no longer resume by the rules; the flow takes the run back to record the rejection."""
+def resume_after_timeout(message: str) -> None:
+    """An expired pause can no longer resume by the rules; the flow takes its run back (Running) to finish."""
     with get_client(sync_client=True) as client:
-        client.set_flow_run_state(flow_run.id, Running(message="approval timed out: recording the rejection"), force=True)
+        client.set_flow_run_state(flow_run.id, Running(message=message), force=True)

@@ -1,4 +1,8 @@
-"""The release runbook (SPEC §2-§3): tag → gates → staging → approval → window → production → watch → finish."""
+"""The release runbook (SPEC §2-§3): tag → gates → [lock, record] → staging → approval → window → production → watch → finish.
+
+Production changes are recorded in the cluster before they happen (delivery/release/record.py); any
+way the release ends after that, except "released", runs the one restore path.
+"""
 
 from __future__ import annotations
 
@@ -12,15 +16,17 @@ from delivery.approvals import hotfix_auto_approves
 from delivery.release.describe import approval_context, service_rows
 from delivery.release.plan import VersionTag
 from delivery.release.runtime import runtime
+from delivery.release.state import GateResult, ProductionOutcome, ReleaseFailed, ReleasePlan
 from flows.approval import collect_approvals
 from flows.canary import release_canary
-from flows.production import release_blue_green
 from flows.locking import label_this_run, production_release_lock
-from flows.staging import release_to_staging
+from flows.production import release_blue_green
+from flows.staging import StagingOutcome, release_to_staging
 from tasks.bluegreen import retire_old_color
 from tasks.gates import run_quality_gates
 from tasks.planning import plan_release
 from tasks.records import audit, publish_summary
+from tasks.release_record import close_release_record, open_release_record, restore_production
 from tasks.window import next_opening, wait_for_sync_window, window_is_open
 
 
@@ -51,52 +57,70 @@ def release(
     """
     started = time.time()
     label_this_run(tag, strategy)
-    policy = runtime().policy
     plan = plan_release(tag, services, force)
-    initiated = {"services": plan["services"], "strategy": strategy, "hotfix": hotfix, "reason": reason}
+    initiated = {"services": plan.services, "strategy": strategy, "hotfix": hotfix, "reason": reason}
     audit(event="deployment_initiated", actor=initiator, release=tag, details=initiated)
 
     gates = run_quality_gates(tag, plan)
-    if gates["blocking"]:
-        return finish(tag, "stopped by quality gates", gates["blocking"], plan, None, started, initiator)
+    if blocking := [g.summary for g in gates if g.blocks]:
+        return finish(tag, "stopped by quality gates", "; ".join(blocking), plan, None, started, initiator)
 
-    with production_release_lock():
-        staging = release_to_staging(plan)
-        if staging["failure"]:
-            return finish(tag, "stopped in staging", staging["failure"], plan, None, started, initiator)
-
-        kind = "hotfix" if hotfix else "production"
-        automatic = hotfix_auto_approves(policy.approvals, security_patch, severity) if hotfix else None
-        if automatic:
-            get_run_logger().info(automatic)
-            audit(event="approval_granted", actor="policy", release=tag, details={"reason": automatic, "kind": kind})
-            override = True
-        else:
-            context = approval_context(plan, gates["rows"], staging["rows"], initiator, reason)
-            approvals = collect_approvals(policy.approvals, kind, initiator, tag, context)
-            if approvals.rejected_by:
-                return finish(tag, "rejected", approvals.rejected_by.reason, plan, None, started, initiator)
-            override = approvals.overridden_by is not None
-
-        if not (hotfix or override or window_is_open()):
-            wait_for_sync_window(next_opening())
-
-        if strategy == "canary":
-            production = release_canary(plan, initiator)
-            if production.failure:
-                return finish(tag, "rolled back", production.failure, plan, production, started, initiator)
-            return finish(tag, "released", "every canary analysed and promoted", plan, production, started, initiator)
-
-        production = release_blue_green(plan, initiator)
-        if production.failure:
-            return finish(tag, "rolled back", production.failure, plan, production, started, initiator)
-        time.sleep(policy.blue_green.old_color_grace.total_seconds())
-        for switch in production.switches:
-            retire_old_color(switch["service"], switch["from"])
-        return finish(tag, "released", "every service switched and watched", plan, production, started, initiator)
+    with production_release_lock() as lease:
+        record = open_release_record(plan, strategy, initiator, lease)
+        production = ProductionOutcome()
+        try:
+            staging = release_to_staging(plan)
+            if staging.failure:
+                return stop_before_production(record, "stopped in staging", staging.failure, plan, started, initiator)
+            rejected = approve(plan, gates, staging, initiator, hotfix, security_patch, severity, reason)
+            if rejected:
+                return stop_before_production(record, "rejected", rejected, plan, started, initiator)
+            if strategy == "canary":
+                release_canary(plan, record, initiator, production)
+            else:
+                release_blue_green(plan, record, initiator, production)
+        except BaseException as error:  # every way out but "released" restores production (issue 10)
+            why = str(error) if isinstance(error, ReleaseFailed) else f"{type(error).__name__}: {error}"
+            production.restore = restore_production(record, why, initiator)
+            if not isinstance(error, Exception):
+                raise  # a cancel or a kill: restored first, then the run ends as Prefect says
+            return finish(tag, "rolled back", f"{why}; {production.restore.summary()}", plan, production, started, initiator)
+        close_release_record(record, "released", "every service released and watched")
+        if strategy == "blue-green":
+            time.sleep(runtime().policy.blue_green.old_color_grace.total_seconds())
+            for switch in production.switches:
+                retire_old_color(switch.service, switch.from_color, record)
+        return finish(tag, "released", "every service released and watched", plan, production, started, initiator)
 
 
-def finish(tag: str, outcome: str, detail: object, plan: dict, production: object, started: float, initiator: str):
+def approve(plan: ReleasePlan, gates: list[GateResult], staging: StagingOutcome, initiator: str, hotfix: bool,
+            security_patch: bool, severity: str, reason: str) -> str | None:
+    """The approval pause(s), then the sync window; returns why the release was rejected, or None."""
+    policy = runtime().policy
+    kind = "hotfix" if hotfix else "production"
+    automatic = hotfix_auto_approves(policy.approvals, security_patch, severity) if hotfix else None
+    if automatic:
+        get_run_logger().info(automatic)
+        audit(event="approval_granted", actor="policy", release=plan.tag, details={"reason": automatic, "kind": kind})
+        override = True
+    else:
+        context = approval_context(plan, gates, staging.rows, initiator, reason)
+        approvals = collect_approvals(policy.approvals, kind, initiator, plan.tag, context)
+        if approvals.rejected_by:
+            return approvals.rejected_by.reason
+        override = approvals.overridden_by is not None
+    if not (hotfix or override or window_is_open()):
+        wait_for_sync_window(next_opening())
+    return None
+
+
+def stop_before_production(record: str, outcome: str, detail: str, plan: ReleasePlan, started: float, initiator: str):
+    """Nothing reached production: the record closes `stopped`, and the run ends Failed."""
+    close_release_record(record, "stopped", f"{outcome}: {detail}")
+    return finish(plan.tag, outcome, detail, plan, None, started, initiator)
+
+
+def finish(tag: str, outcome: str, detail: object, plan: ReleasePlan, production: ProductionOutcome | None, started: float, initiator: str):
     """Publish the summary, record the outcome, and end the run: Completed when released, Failed otherwise."""
     rows = service_rows(plan, production)
     summary = publish_summary(tag=tag, outcome=outcome, detail=str(detail), services=rows, started=started)

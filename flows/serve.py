@@ -6,15 +6,17 @@ import sys
 
 from prefect import serve
 
+from flows.recover import recover
 from flows.release import release
 from flows.rollback import rollback
 
 
 def main(name: str) -> None:
-    """Register `release/<name>` and `rollback/<name>` and run their flow runs here until stopped."""
+    """Register `release/<name>`, `rollback/<name>` and `recover/<name>` and run their flow runs here until stopped."""
     serve(
         release.to_deployment(name=name, tags=["tripgen", name], description="Release a tag to production."),
         rollback.to_deployment(name=name, tags=["tripgen", name], description="Roll production back to a version that ran there."),
+        recover.to_deployment(name=name, tags=["tripgen", name], description="Restore production after a release run crashed."),
     )
 
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from prefect import get_run_logger, task
 
+from delivery.release.bluegreen import other_color
+from delivery.release.record import RecordError
 from delivery.release.retrying import CLUSTER_STEP, HTTP_STEP
 from delivery.release.runtime import runtime
+from delivery.release.state import CheckRow, SwitchResult
 from tasks.retry import transient_only
 
 
@@ -14,9 +17,20 @@ class ColorNotReady(RuntimeError):
 
 
 @task(name="deploy idle color", task_run_name="deploy {service} idle color", retry_condition_fn=transient_only, **CLUSTER_STEP)
-def deploy_idle_color(service: str, image: str) -> str:
-    """Apply `<service>-<idle color>` with the new digest (R-BG-1, R-BG-5); returns the color."""
-    color = runtime().blue_green.deploy_idle(service, image)
+def deploy_idle_color(service: str, image: str, record: str) -> str:
+    """Apply `<service>-<idle color>` with the new digest (R-BG-1, R-BG-5), recorded first; returns the color.
+
+    The color comes from the release record, so a retry or a rerun never deploys into the color
+    that holds the rollback target.
+    """
+    rt = runtime()
+    entry = rt.records.get(record).services[service]
+    color = entry.new_color or other_color(entry.previous_color)
+    if color == entry.previous_color:
+        raise RecordError(f"{service}: {color} holds the rollback target ({entry.previous_image}); refusing to deploy into it")
+    rt.records.mark(record, service, "deploying", new_color=color)
+    rt.blue_green.deploy_into(service, color, image)
+    rt.records.mark(record, service, "deployed")
     get_run_logger().info("%s-%s now runs %s", service, color, image)
     return color
 
@@ -31,33 +45,35 @@ def wait_color_available(service: str, color: str) -> str:
 
 
 @task(name="validate idle color", task_run_name="validate {service} idle color", retry_condition_fn=transient_only, **HTTP_STEP)
-def validate_idle_color(service: str) -> list[dict]:
+def validate_idle_color(service: str) -> list[CheckRow]:
     """Health and response time of the idle color through the validation host (R-BG-2)."""
     rt = runtime()
     results = rt.blue_green.validate_idle(service, rt.prober)
     failed = [r for r in results if not r.passed]
     if failed:
         raise ColorNotReady(f"{service} idle color failed validation: " + "; ".join(f"{r.name}: {r.detail}" for r in failed))
-    return [{"check": r.name, "detail": r.detail} for r in results]
+    return [CheckRow(check=r.name, passed=r.passed, detail=r.detail) for r in results]
 
 
 @task(name="switch traffic", task_run_name="switch {service} to {color}", retry_condition_fn=transient_only, **CLUSTER_STEP)
-def switch_traffic(service: str, color: str) -> dict:
-    """Patch the Service selector to the new color and time it."""
-    switch = runtime().blue_green.switch(service, color)
-    get_run_logger().info("%s: traffic %s -> %s in %.3fs", service, switch.from_color, switch.to_color, switch.seconds)
-    return {"service": service, "from": switch.from_color, "to": switch.to_color, "seconds": switch.seconds}
-
-
-@task(name="switch traffic back", task_run_name="switch {service} back to {color}", retry_condition_fn=transient_only, **CLUSTER_STEP)
-def switch_traffic_back(service: str, color: str) -> dict:
-    """Roll back at once: the Service selects the previous color again (R-BG-3)."""
-    switch = runtime().blue_green.switch(service, color)
-    get_run_logger().warning("%s: traffic switched back %s -> %s in %.3fs", service, switch.from_color, switch.to_color, switch.seconds)
-    return {"service": service, "from": switch.from_color, "to": switch.to_color, "seconds": switch.seconds}
+def switch_traffic(service: str, color: str, record: str) -> SwitchResult:
+    """Patch the Service selector to the new color (recorded first), and time it; no patch when it already selects it."""
+    rt = runtime()
+    entry = rt.records.mark(record, service, "switching").services[service]
+    if rt.blue_green.live_color(service) != color:
+        switch = rt.blue_green.switch(service, color)
+        seconds = switch.seconds
+    else:
+        seconds = 0.0
+    rt.records.mark(record, service, "switched")
+    get_run_logger().info("%s: traffic %s -> %s in %.3fs", service, entry.previous_color, color, seconds)
+    return SwitchResult(service=service, from_color=entry.previous_color, to_color=color, seconds=seconds)
 
 
 @task(name="retire old color", task_run_name="retire {service}-{color}", retry_condition_fn=transient_only, **CLUSTER_STEP)
-def retire_old_color(service: str, color: str) -> bool:
-    """Scale the old color to zero and delete it (R-BG-4); the next release deploys into it."""
-    return runtime().blue_green.retire(service, color)
+def retire_old_color(service: str, color: str, record: str) -> bool:
+    """Scale the old color to zero and delete it (R-BG-4) once the release is recorded released; the next release deploys into it."""
+    rt = runtime()
+    retired = rt.blue_green.retire(service, color)
+    rt.records.mark(record, service, "retired")
+    return retired

@@ -8,6 +8,7 @@ from prefect.artifacts import create_table_artifact
 from delivery import gates
 from delivery.release.retrying import HTTP_STEP
 from delivery.release.runtime import runtime
+from delivery.release.state import GateResult, ReleasePlan
 from tasks.records import artifact_key, audit
 from tasks.retry import transient_only
 
@@ -15,7 +16,7 @@ GATES = ("unit_tests", "integration_tests", "security_scan", "performance", "cod
 
 
 @task(name="quality gate", task_run_name="gate {gate}", retry_condition_fn=transient_only, **HTTP_STEP)
-def check_gate(gate: str, tag: str, images: dict[str, str]) -> dict:
+def check_gate(gate: str, tag: str, images: dict[str, str]) -> GateResult:
     """Evaluate one gate against this tag's report; writes its table artifact."""
     rt = runtime()
     config, root = getattr(rt.policy.quality_gates, gate), rt.settings.reports
@@ -30,26 +31,17 @@ def check_gate(gate: str, tag: str, images: dict[str, str]) -> dict:
     create_table_artifact(result.rows or [{"result": result.summary}], key=artifact_key(f"gate-{gate}-{tag}"), description=result.summary)
     log = get_run_logger()
     (log.info if result.verdict == "passed" else log.warning)(result.summary)
-    return {
-        "gate": gate,
-        "required": result.required,
-        "verdict": result.verdict,
-        "measured": result.measured,
-        "threshold": result.threshold,
-        "on_failure": result.on_failure,
-        "summary": result.summary,
-        "blocks": bool(gates.blocking([result])),
-    }
+    return GateResult(gate=gate, required=result.required, verdict=result.verdict, measured=str(result.measured),
+                      threshold=str(result.threshold), on_failure=result.on_failure, summary=result.summary,
+                      blocks=bool(gates.blocking([result])))
 
 
-def run_quality_gates(tag: str, plan: dict) -> dict:
-    """Every gate at once; `blocking` names each required gate that failed (or could not be read)."""
-    images = {name: image["by_tag"] for name, image in plan["images"].items()}
+def run_quality_gates(tag: str, plan: ReleasePlan) -> list[GateResult]:
+    """Every gate at once; each required gate that failed (or could not be read) is audited `gate_failed`."""
+    images = {name: image.by_tag for name, image in plan.images.items()}
     futures = [check_gate.submit(gate, tag, images) for gate in GATES]
     results = [future.result() for future in futures]
-    blocking = [r for r in results if r["blocks"]]
-    for result in blocking:
-        details = {k: result[k] for k in ("gate", "measured", "threshold", "on_failure")}
+    for result in (r for r in results if r.blocks):
+        details = result.model_dump(include={"gate", "measured", "threshold", "on_failure"})
         audit(event="gate_failed", actor="quality-gates", release=tag, details=details)
-    rows = [{"gate": r["gate"], "verdict": r["verdict"], "measured": r["measured"], "threshold": r["threshold"]} for r in results]
-    return {"rows": rows, "blocking": "; ".join(r["summary"] for r in blocking)}
+    return results

@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 from prefect import get_run_logger, task
+from prefect.runtime import flow_run
 
 from delivery.release.plan import ImagePlan, parse_tag, release_groups, resolve_digest, select_services
 from delivery.release.plan import PlanError
 from delivery.release.retrying import HTTP_STEP
 from delivery.release.runtime import runtime
+from delivery.release.state import ImageRef, ReleasePlan
 from tasks.retry import transient_only
 
 
 @task(name="plan release", retry_condition_fn=transient_only, **HTTP_STEP)
-def plan_release(tag: str, services: list[str] | None, force: bool) -> dict:
+def plan_release(tag: str, services: list[str] | None, force: bool) -> ReleasePlan:
     """Validate the tag and services, resolve every image to a digest; refuse a tag already live."""
     rt, log = runtime(), get_run_logger()
     policy = rt.policy
     parse_tag(tag)
     names = select_services(policy, services)
+    rt.records.refuse_while_unfinished(str(flow_run.id))  # checked again, under the lock, when the record opens
     registry_api = rt.settings.registry_api(policy)
     images = {}
     for name in names:
@@ -28,10 +31,10 @@ def plan_release(tag: str, services: list[str] | None, force: bool) -> dict:
     live = {name: rt.blue_green.live_image(name) for name in names}
     if not force and all(live[name] == images[name].by_digest for name in names):
         raise PlanError(f"{tag} is already live in production on {', '.join(names)}: pass force=true to release it again")
-    return {
-        "tag": tag,
-        "services": names,
-        "groups": release_groups(policy, names),
-        "images": {name: {"by_digest": i.by_digest, "by_tag": i.by_tag, "digest": i.digest} for name, i in images.items()},
-        "previous": live,
-    }
+    return ReleasePlan(
+        tag=tag,
+        services=names,
+        groups=release_groups(policy, names),
+        images={name: ImageRef(by_digest=i.by_digest, by_tag=i.by_tag, digest=i.digest) for name, i in images.items()},
+        previous=live,
+    )

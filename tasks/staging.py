@@ -10,6 +10,7 @@ from prefect.artifacts import create_table_artifact
 from delivery.release import staging
 from delivery.release.retrying import CLUSTER_STEP, HTTP_STEP
 from delivery.release.runtime import runtime
+from delivery.release.state import CheckRow
 from tasks.retry import transient_only
 
 
@@ -29,7 +30,7 @@ def roll_out_staging(service: str, image: str) -> dict:
 
 
 @task(name="validate staging", retry_condition_fn=transient_only, **HTTP_STEP)
-def validate_staging(services: list[str]) -> list[dict]:
+def validate_staging(services: list[str]) -> list[CheckRow]:
     """R-VAL-2..4 through the staging host, then the policy's E2E/load commands or the smoke suite."""
     rt = runtime()
     policy, host = rt.policy, rt.settings.staging_host
@@ -43,8 +44,8 @@ def validate_staging(services: list[str]) -> list[dict]:
         results += [staging.run_command(name, argv, timeout, env) for name, argv in commands.items() if argv]
     else:
         results += staging.smoke_suite(policy, rt.prober, host, services)
-    rows = [{"check": r.name, "passed": r.passed, "detail": r.detail} for r in results]
-    create_table_artifact(rows, key="staging-validation", description="Staging validation (R-VAL) and E2E checks")
+    rows = [CheckRow(check=r.name, passed=r.passed, detail=r.detail) for r in results]
+    create_table_artifact([r.model_dump() for r in rows], key="staging-validation", description="Staging validation (R-VAL) and E2E checks")
     failed = [r for r in results if not r.passed]
     if failed:
         raise StagingFailed("staging validation failed: " + "; ".join(f"{r.name}: {r.detail}" for r in failed))

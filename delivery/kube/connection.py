@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -11,6 +10,9 @@ from typing import TypeVar
 import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
+from tenacity import Retrying, retry_if_exception
+
+from delivery.retry import retry_after_seconds, retrying
 
 T = TypeVar("T")
 
@@ -49,33 +51,34 @@ class KubeConnection:
 
     def call(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
         """Call an API method, retrying 429 (honouring Retry-After), 5xx, resets and timeouts."""
-        for attempt in range(1, self.retry.attempts + 1):
-            try:
-                return fn(*args, **kwargs)
-            except ApiException as err:
-                if err.status not in TRANSIENT_STATUS or attempt == self.retry.attempts:
-                    raise
-                self.sleep(self._delay(attempt, _retry_after(err)))
-            except (urllib3.exceptions.ProtocolError, urllib3.exceptions.TimeoutError,
-                    urllib3.exceptions.MaxRetryError, ConnectionError):
-                if attempt == self.retry.attempts:
-                    raise
-                self.sleep(self._delay(attempt, None))
-        raise AssertionError("unreachable: the last attempt returns or raises")
+        return self._retrying()(fn, *args, **kwargs)
 
-    def _delay(self, attempt: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            return min(retry_after, self.retry.max_retry_after)
-        backoff = min(self.retry.base_delay * 2 ** (attempt - 1), self.retry.max_delay)
-        return backoff * random.uniform(0.5, 1.0)
+    def _retrying(self) -> Retrying:
+        return retrying(
+            attempts=self.retry.attempts,
+            retry=retry_if_exception(_transient),
+            backoff=self.retry.base_delay,
+            max_backoff=self.retry.max_delay,
+            retry_after=_retry_after,
+            max_retry_after=self.retry.max_retry_after,
+            sleep=self.sleep,
+        )
 
 
-def _retry_after(err: ApiException) -> float | None:
-    value = (err.headers or {}).get("Retry-After")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
+_TRANSIENT_ERRORS = (urllib3.exceptions.ProtocolError, urllib3.exceptions.TimeoutError,
+                     urllib3.exceptions.MaxRetryError, ConnectionError)
+
+
+def _transient(error: BaseException) -> bool:
+    if isinstance(error, ApiException):
+        return error.status in TRANSIENT_STATUS
+    return isinstance(error, _TRANSIENT_ERRORS)
+
+
+def _retry_after(error: object) -> float | None:
+    if not isinstance(error, ApiException):
         return None
+    return retry_after_seconds((error.headers or {}).get("Retry-After"))
 
 
 def connect(kubeconfig: str | None = None, context: str | None = None, retry: RetryPolicy | None = None) -> KubeConnection:

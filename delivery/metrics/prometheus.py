@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import httpx
+from tenacity import retry_if_exception_type, retry_if_result
+
+from delivery.retry import retrying
 
 
 @dataclass(frozen=True)
@@ -118,23 +121,28 @@ class PrometheusClient:
 
     def _get(self, path: str, params: dict) -> dict:
         """The `data` of a successful answer; retries transient failures, raises _Unanswered otherwise."""
-        last = "no attempt made"
-        for attempt in range(self.retries + 1):
-            if attempt:
-                self._sleep(self.backoff * 2 ** (attempt - 1))
-            try:
-                response = self._http.get(path, params=params)
-            except httpx.TimeoutException:
-                last = f"Prometheus at {self.base_url} timed out"
-                continue
-            except httpx.TransportError as err:
-                last = f"Prometheus at {self.base_url} is unreachable ({type(err).__name__})"
-                continue
-            if response.status_code >= 500 or response.status_code == 429:
-                last = f"Prometheus answered HTTP {response.status_code}"
-                continue
-            return _data_of(response)
-        raise _Unanswered(f"{last} after {self.retries + 1} attempt(s)")
+        attempts = self.retries + 1
+        policy = retrying(
+            attempts=attempts,
+            retry=retry_if_exception_type(httpx.TransportError) | retry_if_result(_busy),
+            backoff=self.backoff,
+            jitter=False,
+            sleep=self._sleep,
+        )
+        try:
+            response = policy(self._http.get, path, params=params)
+        except httpx.TimeoutException:
+            raise _Unanswered(f"Prometheus at {self.base_url} timed out after {attempts} attempt(s)") from None
+        except httpx.TransportError as err:
+            raise _Unanswered(f"Prometheus at {self.base_url} is unreachable ({type(err).__name__}) after {attempts} attempt(s)") from None
+        if _busy(response):
+            raise _Unanswered(f"Prometheus answered HTTP {response.status_code} after {attempts} attempt(s)")
+        return _data_of(response)
+
+
+def _busy(response: httpx.Response) -> bool:
+    """A 5xx or a 429: worth asking again."""
+    return response.status_code >= 500 or response.status_code == 429
 
 
 def _params(promql: str, at: datetime | None) -> dict:

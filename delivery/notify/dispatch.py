@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
 import time
 import traceback
@@ -10,10 +9,12 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+from tenacity import retry_if_exception
 
 from delivery.notify.alert import Alert, Delivery, DeliveryFailed, Notifier
 from delivery.notify.routing import Clock, Contacts, Escalation, channels_for, utc_now
 from delivery.policy.models import AlertRoute
+from delivery.retry import retrying
 
 log = logging.getLogger(__name__)
 
@@ -98,18 +99,33 @@ class Dispatcher:
         if notifier is None:
             log.warning("%s: not configured; nothing sent", channel)
             return Delivery(channel, False, 0, "not configured")
-        for attempt in itertools.count(1):
-            try:
-                delivery = getattr(notifier, action)(subject)
-                return Delivery(channel, delivery.delivered, attempt, delivery.detail)
-            except DeliveryFailed as failure:
-                wait = failure.retry_after if failure.retry_after is not None else BACKOFF_SECONDS * 2 ** (attempt - 1)
-                if not failure.retryable or attempt == ATTEMPTS or wait > MAX_RETRY_AFTER_SECONDS:
-                    log.warning("%s: not delivered after %d attempt(s): %s", channel, attempt, failure.detail)
-                    return Delivery(channel, False, attempt, failure.detail)
-                log.info("%s: attempt %d failed (%s); retrying in %.1f s", channel, attempt, failure.detail, wait)
-                self.sleep(wait)
-            except Exception as error:  # a notifier's bug must not fail a release either
-                detail = f"notifier error {type(error).__name__} at {_where(error)}"
-                log.error("%s: not delivered: %s", channel, detail)
-                return Delivery(channel, False, attempt, detail)
+        policy = retrying(
+            attempts=ATTEMPTS,
+            retry=retry_if_exception(_worth_retrying),
+            backoff=BACKOFF_SECONDS,
+            jitter=False,
+            retry_after=lambda failure: failure.retry_after,
+            sleep=self.sleep,
+            before_sleep=lambda state: log.info(
+                "%s: attempt %d failed (%s); retrying in %.1f s",
+                channel, state.attempt_number, state.outcome.exception().detail, state.upcoming_sleep,
+            ),
+        )
+        try:
+            delivery = policy(lambda: getattr(notifier, action)(subject))
+        except DeliveryFailed as failure:
+            attempts = policy.statistics["attempt_number"]
+            log.warning("%s: not delivered after %d attempt(s): %s", channel, attempts, failure.detail)
+            return Delivery(channel, False, attempts, failure.detail)
+        except Exception as error:  # a notifier's bug must not fail a release either
+            detail = f"notifier error {type(error).__name__} at {_where(error)}"
+            log.error("%s: not delivered: %s", channel, detail)
+            return Delivery(channel, False, policy.statistics["attempt_number"], detail)
+        return Delivery(channel, delivery.delivered, policy.statistics["attempt_number"], delivery.detail)
+
+
+def _worth_retrying(error: BaseException) -> bool:
+    """A retryable failure whose Retry-After, if any, is short enough to wait for."""
+    if not isinstance(error, DeliveryFailed) or not error.retryable:
+        return False
+    return error.retry_after is None or error.retry_after <= MAX_RETRY_AFTER_SECONDS

@@ -41,6 +41,7 @@ def find_problems(policy: Policy) -> list[Problem]:
         *_approval_problems(policy),
         *_canary_problems(policy),
         *_template_problems(policy),
+        *_watch_problems(policy),
         *_window_problems(policy),
     ]
 
@@ -140,6 +141,15 @@ def _template_problems(policy: Policy) -> Iterator[Problem]:
         unknown = sorted(used - TEMPLATE_VARIABLES)
         if unknown:
             yield Problem(loc, f"unknown variable(s) {', '.join(unknown)}; use {', '.join(sorted(TEMPLATE_VARIABLES))}")
+
+
+def _watch_problems(policy: Policy) -> Iterator[Problem]:
+    watch = policy.watch
+    if watch.emergency_rollback_error_rate_percent < watch.alert_error_rate_percent:
+        yield Problem(
+            ("watch", "emergency_rollback_error_rate_percent"),
+            f"is below alert_error_rate_percent {watch.alert_error_rate_percent:g}: the emergency rollback would come before the alert",
+        )
 
 
 def _window_problems(policy: Policy) -> Iterator[Problem]:

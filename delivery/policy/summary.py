@@ -1,10 +1,15 @@
-"""A short human summary of a policy: the numbers a release manager checks before a release."""
+"""A short human summary of a policy: the numbers a release manager checks before a release.
+
+Settings the policy holds but no release code reads yet are marked "(not enforced)".
+"""
 
 from __future__ import annotations
 
 from delivery.policy.models import Gate, Policy
 from delivery.policy.window import describe_window
 from delivery.units import format_duration as fd
+
+NOT_ENFORCED = "(not enforced)"
 
 
 def summarize(policy: Policy) -> list[tuple[str, str]]:
@@ -50,19 +55,39 @@ def _cluster(p: Policy) -> str:
     return f"{azure.label}: kubeconfig from Azure, token from azure-identity (TRIPGEN_KUBECONFIG overrides)"
 
 
+def _unenforced(text: str) -> str:
+    """`text` marked as a setting the policy holds but no release code reads yet."""
+    return f"{text} {NOT_ENFORCED}"
+
+
 def _order(p: Policy) -> str:
-    steps = ["database migrations"] if p.deployment_order.migrations_first else []
-    steps += [", ".join(g.services) for g in p.deployment_order.groups]
-    limit = p.deployment_order.limit_per_deployment
-    return " -> ".join(steps) + f"; max {p.deployment_order.max_concurrent} concurrent, each {limit.cpu} CPU / {limit.memory}"
+    order = p.deployment_order
+    steps = [_unenforced("database migrations")] if order.migrations_first else []
+    steps += [", ".join(g.services) for g in order.groups]
+    limit = order.limit_per_deployment
+    return " -> ".join(steps) + f"; max {order.max_concurrent} concurrent, " + _unenforced(f"each {limit.cpu} CPU / {limit.memory}")
+
+
+# What release code reads of each environment (flows/staging.py, tasks/watching.py, the namespaces): the release
+# flow's own `strategy` parameter picks the strategy, production always asks for approval and always rolls back,
+# and no flow uses an environment called canary. Everything else is printed as not enforced.
+_ENFORCED_ENVIRONMENT_FIELDS = {"staging": {"namespace", "watch", "auto_rollback"}, "production": {"namespace", "watch"}}
 
 
 def _environments(p: Policy) -> str:
-    return "; ".join(
-        f"{name} ({e.namespace}): {e.strategy}, {e.approval} approval, watch {fd(e.watch)}, "
-        f"auto rollback {'on' if e.auto_rollback else 'off'}"
-        for name, e in p.environments.items()
-    )
+    entries = []
+    for name, e in p.environments.items():
+        read = _ENFORCED_ENVIRONMENT_FIELDS.get(name)  # None: the whole environment is marked once
+        mark = lambda field, text: text if read is None or field in read else _unenforced(text)  # noqa: E731
+        fields = [
+            mark("strategy", e.strategy),
+            mark("approval", f"{e.approval} approval"),
+            mark("watch", f"watch {fd(e.watch)}"),
+            mark("auto_rollback", f"auto rollback {'on' if e.auto_rollback else 'off'}"),
+        ]
+        head = f"{name} ({mark('namespace', e.namespace)})"
+        entries.append(f"{head if read is not None else _unenforced(head)}: {', '.join(fields)}")
+    return "; ".join(entries)
 
 
 def _gate(label: str, gate: Gate) -> str:
@@ -125,7 +150,7 @@ def _approvals(p: Policy) -> str:
     rule = lambda r: f"{r.approvers} of {', '.join(r.groups)}"  # noqa: E731
     auto = [k for k, on in (("security patch", a.hotfix.auto_approve_security_patch), ("critical", a.hotfix.auto_approve_critical_severity)) if on]
     return (
-        f"production: {rule(a.production)}; staging: {rule(a.staging)}; hotfix: {rule(a.hotfix)}"
+        f"production: {rule(a.production)}; staging: {_unenforced(rule(a.staging))}; hotfix: {rule(a.hotfix)}"
         + (f" (automatic when {' or '.join(auto)})" if auto else "")
         + f"; emergency override: {rule(a.emergency_override)}; rollback: {rule(a.rollback)}; "
         f"initiator may {'' if a.initiator_may_approve else 'not '}approve; timeout {fd(a.timeout)}"
@@ -141,7 +166,7 @@ def _alerting(p: Policy) -> str:
 
 def _kpi(p: Policy) -> str:
     k = p.kpi
-    return (
+    return f"{NOT_ENFORCED} " + (
         f"alert when success rate < {k.min_deployment_success_rate_percent:g}%, rollbacks > {k.max_rollbacks_per_day}/day, "
         f"duration > {fd(k.max_deployment_duration)}, canary error rate > {k.max_canary_error_rate_percent:g}%, "
         f"blue-green switch > {fd(k.max_blue_green_switch_time)}"

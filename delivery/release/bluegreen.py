@@ -47,13 +47,10 @@ class BlueGreen:
         color = self.live_color(service)
         return self.deployments.image_of(self.namespace, f"{service}-{color}") if color else None
 
-    def deploy_idle(self, service: str, image: str) -> str:
-        """Create or update the idle color with `image` and the policy's shape; returns that color."""
-        color = other_color(self.live_color(service))
+    def deploy_into(self, service: str, color: str, image: str) -> None:
+        """Create or update `<service>-<color>` with `image` and the policy's shape (R-BG-1, R-BG-5)."""
         deadline = int(self.policy.blue_green.ready_timeout.total_seconds())
-        manifest = colored_deployment(self.policy.service(service), self.namespace, color, image, deadline)
-        self.deployments.apply(manifest)
-        return color
+        self.deployments.apply(colored_deployment(self.policy.service(service), self.namespace, color, image, deadline))
 
     def wait_available(self, service: str, color: str) -> RolloutResult:
         timeout = self.policy.blue_green.ready_timeout.total_seconds()
@@ -74,10 +71,6 @@ class BlueGreen:
         before = self.live_color(service)
         self.routing.switch_selector(self.namespace, service, to_color)
         return Switch(service, self.namespace, before, to_color, time.perf_counter() - started)
-
-    def switch_back(self, switch: Switch) -> Switch:
-        """Undo `switch`: traffic back to the color it came from."""
-        return self.switch(switch.service, switch.from_color or other_color(switch.to_color))
 
     def retire(self, service: str, color: str) -> bool:
         """Scale the old color to zero, then delete it (R-BG-4); False when it did not exist."""

@@ -64,12 +64,14 @@ class CanaryRollout:
         self.namespace = policy.environments["production"].namespace
 
     def deploy(self, service: str, image: str) -> None:
-        """Apply `<service>-canary` (label `version: canary`) running the new digest."""
-        deadline = int(self.policy.blue_green.ready_timeout.total_seconds())
+        """Apply `<service>-canary` (label `version: canary`) running the new digest; R-CAN-3's progress deadline bounds its rollout."""
+        deadline = int(self.policy.canary.analysis.progress_deadline.total_seconds())
         self.deployments.apply(colored_deployment(self.policy.service(service), self.namespace, CANARY, image, deadline))
 
     def wait_available(self, service: str) -> RolloutResult:
-        return self.deployments.wait_rolled_out(self.namespace, f"{service}-{CANARY}", self.policy.blue_green.ready_timeout.total_seconds())
+        """Wait for the canary's pods, at most the progress deadline (R-CAN-3)."""
+        deadline = self.policy.canary.analysis.progress_deadline.total_seconds()
+        return self.deployments.wait_rolled_out(self.namespace, f"{service}-{CANARY}", deadline)
 
     def open_routes(self, service: str, live_color: str) -> None:
         """Weights 100/0 first, then subsets by version, then the Service selects both versions' pods."""

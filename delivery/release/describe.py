@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from delivery.approvals import ApprovalRound
+from delivery.release.state import CheckRow, GateResult, ProductionOutcome, ReleasePlan
 
 
 def _table(rows: list[dict]) -> str:
@@ -14,14 +15,16 @@ def _table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def approval_context(plan: dict, gates: list[dict], staging: list[dict], initiator: str, reason: str) -> str:
+def approval_context(plan: ReleasePlan, gates: list[GateResult], staging: list[CheckRow], initiator: str, reason: str) -> str:
     """What an approver needs to decide: the plan, the gate results and staging's results."""
-    images = [{"service": name, "image": i["by_tag"], "digest": i["digest"][:19] + "…"} for name, i in plan["images"].items()]
-    order = " → ".join(", ".join(group) for group in plan["groups"])
+    images = [{"service": name, "image": i.by_tag, "digest": i.digest[:19] + "…"} for name, i in plan.images.items()]
+    gate_rows = [g.model_dump(include={"gate", "verdict", "measured", "threshold"}) for g in gates]
+    order = " → ".join(", ".join(group) for group in plan.groups)
     return (
-        f"## Approve release {plan['tag']} to production?\n\n"
+        f"## Approve release {plan.tag} to production?\n\n"
         f"Started by **{initiator}**" + (f": {reason}" if reason else "") + f"\n\nOrder: {order}\n\n"
-        f"### Images\n{_table(images)}\n### Quality gates\n{_table(gates)}\n### Staging\n{_table(staging)}\n"
+        f"### Images\n{_table(images)}\n### Quality gates\n{_table(gate_rows)}\n"
+        f"### Staging\n{_table([r.model_dump() for r in staging])}\n"
     )
 
 
@@ -36,21 +39,21 @@ def approval_status(approvals: ApprovalRound) -> str:
     return "\n".join(lines) + "\n"
 
 
-def service_rows(plan: dict, production: object | None) -> list[dict]:
-    """Per service: digest, switch time, watch checks and verdict (production is a ProductionOutcome or None)."""
-    switches = {s["service"]: s for s in getattr(production, "switches", [])}
-    back = {s["service"] for s in getattr(production, "switched_back", [])}
-    watches = getattr(production, "watches", {})
+def service_rows(plan: ReleasePlan, production: ProductionOutcome | None) -> list[dict]:
+    """Per service, as the summary table shows it: digest, switch time, watch checks and verdict."""
+    production = production or ProductionOutcome()
+    switches = {s.service: s for s in production.switches}
+    restored = {s.service for s in production.restore.services if s.restored} if production.restore else set()
     rows = []
-    for name in plan["services"]:
-        switch, watch = switches.get(name), watches.get(name)
-        verdict = "switched back" if name in back else "live" if switch and watch and watch["passed"] else "not switched"
+    for name in plan.services:
+        switch, watch = switches.get(name), production.watches.get(name)
+        verdict = "switched back" if name in restored else "live" if switch and watch and watch.passed else "not switched"
         rows.append(
             {
                 "service": name,
-                "digest": plan["images"][name]["digest"],
-                "switch": f"{switch['from']} -> {switch['to']} in {switch['seconds']:.3f}s" if switch else "",
-                "checks": f"{watch['checks']} ({watch['failed_checks']} failed)" if watch else "",
+                "digest": plan.images[name].digest,
+                "switch": f"{switch.from_color} -> {switch.to_color} in {switch.seconds:.3f}s" if switch else "",
+                "checks": f"{watch.checks} ({watch.failed_checks} failed)" if watch else "",
                 "verdict": verdict,
             }
         )

@@ -10,6 +10,7 @@ import httpx
 from delivery.audit import AuditLog
 from delivery.kube import Deployments, Diagnostics, KubeConnection, Routing, connect
 from delivery.kube.aks import connect_aks
+from delivery.kube.configmaps import JsonConfigMaps
 from delivery.metrics.prometheus import PrometheusClient
 from delivery.notify import build_dispatcher
 from delivery.notify.dispatch import Dispatcher
@@ -17,6 +18,8 @@ from delivery.policy.models import Policy
 from delivery.release.bluegreen import BlueGreen
 from delivery.release.canary import CanaryRollout
 from delivery.release.probes import Prober
+from delivery.release.record import ReleaseRecords
+from delivery.release.restore import Restorer
 from delivery.settings import Settings
 
 
@@ -57,6 +60,18 @@ class Runtime:
     @cached_property
     def canary(self) -> CanaryRollout:
         return CanaryRollout(self.policy, self.deployments, self.routing, self.diagnostics)
+
+    @cached_property
+    def records(self) -> ReleaseRecords:
+        """The durable release records, as ConfigMaps in the production namespace."""
+        return ReleaseRecords(JsonConfigMaps(self.kube, self.policy.environments["production"].namespace))
+
+    @cached_property
+    def restorer(self) -> Restorer:
+        timeout = self.policy.validation.rollout_timeout.total_seconds()
+        logs = self.settings.audit_log.parent / "canary-logs"
+        return Restorer(self.records, self.blue_green, self.canary, self.deployments, timeout,
+                        keep_canary_logs=lambda tag, service: self.canary.archive(service, tag, logs))
 
     @cached_property
     def http(self) -> httpx.Client:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -47,6 +47,7 @@ def judge_check(number: int, requests: Reading, errors: Reading, response_time: 
 
     `looks` is how many checks the whole watch makes: each one uses the Bonferroni-corrected confidence,
     so a healthy version is rolled back by noise with probability at most 1 - confidence over the watch.
+    An observed 5xx rate above R-MON's emergency threshold rolls back at once, whatever the confidence bound.
     """
     bg, watch = policy.blue_green, policy.watch
     confidence = per_look_confidence(watch.confidence_percent, looks)
@@ -56,7 +57,12 @@ def judge_check(number: int, requests: Reading, errors: Reading, response_time: 
     if requests.conclusive and errors.conclusive and requests.value > 0:
         rate = 100 * errors.value / requests.value
         low = 100 * wilson_interval(errors.value, requests.value, confidence)[0]
-        if low > bg.max_error_rate_percent:
+        if rate > watch.emergency_rollback_error_rate_percent:
+            breaches.append(
+                f"emergency rollback: 5xx rate {rate:.3g}% ({errors.value:.0f} of {requests.value:.0f}) "
+                f"> the emergency threshold {watch.emergency_rollback_error_rate_percent:g}%"
+            )
+        elif low > bg.max_error_rate_percent:
             breaches.append(
                 f"5xx rate {rate:.3g}% ({errors.value:.0f} of {requests.value:.0f}; ≥ {low:.3g}% at "
                 f"{confidence:.4g}% confidence) > {bg.max_error_rate_percent:g}%"
@@ -82,6 +88,7 @@ class WatchTally:
 
     tolerated_failed_checks: int
     checks: list[Check] = field(default_factory=list)
+    cancelled: bool = False
 
     def add(self, check: Check) -> None:
         self.checks.append(check)
@@ -132,17 +139,39 @@ def run_watch(
     target: WatchTarget,
     duration: timedelta,
     on_check: Callable[[Check, float], None],
-    sleep: Callable[[float], None] = time.sleep,
+    stop: threading.Event | None = None,
 ) -> WatchTally:
-    """Check every `watch.interval` for `duration`; stop early when a rollback is due. `on_check(check, percent_done)`."""
+    """Check every `watch.interval` for `duration`; stop early when a rollback is due or `stop` is set (cancelled)."""
     interval = policy.watch.interval.total_seconds()
     total = max(1, round(duration.total_seconds() / interval))
     tally = WatchTally(policy.watch.tolerated_failed_checks)
+    stop = stop or threading.Event()
     for number in range(1, total + 1):
-        sleep(interval)
+        if stop.wait(interval):
+            tally.cancelled = True
+            break
         check = read_check(number, prometheus, policy, target, looks=total)
         tally.add(check)
         on_check(check, 100 * number / total)
         if tally.must_roll_back:
             break
     return tally
+
+
+class StopSignals:
+    """Named events that end a batch's other watches at once when one of them fails (in this worker process)."""
+
+    def __init__(self) -> None:
+        self._events: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str) -> threading.Event:
+        with self._lock:
+            return self._events.setdefault(name, threading.Event())
+
+    def forget(self, name: str) -> None:
+        with self._lock:
+            self._events.pop(name, None)
+
+
+STOP_SIGNALS = StopSignals()

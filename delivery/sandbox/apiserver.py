@@ -10,8 +10,10 @@ import json
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 
 import yaml
 from starlette.applications import Starlette
@@ -46,6 +48,64 @@ class ApiFaults:
     api_error_rate: float = 0.0  # fraction answered 500 InternalError
     api_throttle_rate: float = 0.0  # fraction answered 429 TooManyRequests with Retry-After: 1
     api_latency_ms: float = 0.0  # delay added to every resource request
+    refusals: list[ApiRefusal] = field(default_factory=list)  # requests to one object refused with a status
+
+
+@dataclass
+class ApiRefusal:
+    """Requests of `method` on `plural`/`name` answered `status` (403: as RBAC refuses them), nothing changed;
+    the next `times` such requests only, when given."""
+
+    method: str
+    plural: str
+    name: str
+    status: int = 403
+    times: int | None = None
+
+    def refuses(self, method: str, target: Target) -> bool:
+        return method == self.method.upper() and target.rtype.plural == self.plural and target.name == self.name
+
+
+@dataclass(frozen=True)
+class LoggedRequest:
+    """One resource request as the API server answered it."""
+
+    time: str  # when it arrived, ISO 8601 UTC
+    method: str
+    path: str
+    namespace: str | None  # namespace, plural, name, subresource: None where the URL names none (or no resource)
+    plural: str | None
+    name: str | None
+    subresource: str | None
+    status: int
+    fault: bool  # refused by an injected fault, before the request could change anything
+
+    def as_json(self) -> dict:
+        return asdict(self)
+
+
+class RequestLog:
+    """The last `capacity` resource requests (never discovery or OpenAPI), oldest first."""
+
+    def __init__(self, capacity: int = 20000) -> None:
+        self.entries: deque[LoggedRequest] = deque(maxlen=capacity)
+        self.dropped = 0  # entries pushed out by newer ones since the last clear
+
+    def record(self, entry: LoggedRequest) -> None:
+        if len(self.entries) == self.entries.maxlen:
+            self.dropped += 1
+        self.entries.append(entry)
+
+    def matching(self, method: str | None = None, plural: str | None = None,
+                 name: str | None = None) -> list[LoggedRequest]:
+        """The entries with this method (any case), plural and name; None matches any."""
+        method = method.upper() if method else None
+        return [e for e in self.entries
+                if method in (None, e.method) and plural in (None, e.plural) and name in (None, e.name)]
+
+    def clear(self) -> None:
+        self.entries.clear()
+        self.dropped = 0
 
 
 @dataclass(frozen=True)
@@ -59,9 +119,20 @@ class Target:
     subresource: str | None = None
 
 
-def build_api_app(store: ObjectStore, faults: ApiFaults | None = None) -> Starlette:
-    """The ASGI app serving the Kubernetes API of `store` (serve it with uvicorn)."""
-    api = KubernetesApi(store, faults or ApiFaults())
+@dataclass
+class _Seen:
+    """What handling one request learnt, for its log entry."""
+
+    resource: bool = False  # past discovery and OpenAPI
+    target: Target | None = None
+    fault: bool = False
+
+
+def build_api_app(store: ObjectStore, faults: ApiFaults | None = None,
+                  requests: RequestLog | None = None) -> Starlette:
+    """The ASGI app serving the Kubernetes API of `store` (serve it with uvicorn); it logs resource
+    requests to `requests`."""
+    api = KubernetesApi(store, faults or ApiFaults(), RequestLog() if requests is None else requests)
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
     return Starlette(routes=[Route("/{path:path}", api.handle, methods=methods)])
 
@@ -92,27 +163,36 @@ def _integer(query: dict, name: str) -> int | None:
 class KubernetesApi:
     """Request handling: routes a URL to discovery, OpenAPI or a resource verb."""
 
-    def __init__(self, store: ObjectStore, faults: ApiFaults) -> None:
-        self.store, self.faults = store, faults
+    def __init__(self, store: ObjectStore, faults: ApiFaults, requests: RequestLog) -> None:
+        self.store, self.faults, self.requests = store, faults, requests
         self.registry = store.registry
 
     async def handle(self, request: Request) -> Response:
+        arrived, seen = datetime.now(timezone.utc), _Seen()
         try:
-            return await self._dispatch(request)
+            response = await self._dispatch(request, seen)
         except ApiError as error:
-            return _error(error)
+            response = _error(error)
         except Exception as error:  # a bug must still answer with a Status, never a traceback
             log.exception("sandbox API request %s %s failed", request.method, request.url.path)
-            return _error(ApiError(500, "InternalError", f"Internal error occurred: {error}"))
+            response = _error(ApiError(500, "InternalError", f"Internal error occurred: {error}"))
+        if seen.resource:
+            self.requests.record(_logged(request, arrived, seen, response.status_code))
+        return response
 
-    async def _dispatch(self, request: Request) -> Response:
+    async def _dispatch(self, request: Request, seen: _Seen) -> Response:
         segments = [s for s in request.url.path.split("/") if s]
         if request.method == "GET":
             static = self._static(segments, request.headers.get("accept", ""))
             if static is not None:
                 return static
-        target = self._target(segments, request.method)
-        await self._inject_faults()
+        seen.resource = True
+        target = seen.target = self._target(segments, request.method)
+        try:
+            await self._inject_faults(request.method, target)
+        except ApiError:
+            seen.fault = True
+            raise
         if target.subresource == "log":
             return await self._pod_log(target, request)
         if target.subresource == "scale":
@@ -186,7 +266,13 @@ class KubernetesApi:
             raise path_not_found() if name is not None else method_not_allowed()
         return Target(rtype, version, namespace, name, subresource)
 
-    async def _inject_faults(self) -> None:
+    async def _inject_faults(self, method: str, target: Target) -> None:
+        refusal = next((r for r in self.faults.refusals if r.refuses(method, target) and r.times != 0), None)
+        if refusal is not None:
+            if refusal.times is not None:
+                refusal.times -= 1
+            reason = {403: "Forbidden", 404: "NotFound", 409: "Conflict", 422: "Invalid"}.get(refusal.status, "BadRequest")
+            raise ApiError(refusal.status, reason, f"{target.rtype.plural} \"{target.name}\" is refused: injected fault")
         if self.faults.api_latency_ms > 0:
             await asyncio.sleep(self.faults.api_latency_ms / 1000)
         if random.random() < self.faults.api_throttle_rate:
@@ -516,6 +602,13 @@ class KubernetesApi:
             seen = container_log.written
             if fresh:
                 yield "".join(f"{line}\n" for line in fresh).encode()
+
+
+def _logged(request: Request, arrived: datetime, seen: _Seen, status: int) -> LoggedRequest:
+    target = seen.target
+    named = (target.namespace, target.rtype.plural, target.name, target.subresource) if target else (None,) * 4
+    return LoggedRequest(arrived.isoformat(timespec="milliseconds"), request.method, request.url.path, *named,
+                         status, seen.fault)
 
 
 def _sort_key(obj: dict) -> tuple[str, str]:

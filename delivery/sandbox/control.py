@@ -1,9 +1,11 @@
-"""The sandbox's control endpoint: inject faults, push images, steer the load, expose telemetry."""
+"""The sandbox's control endpoint: inject faults, push images, steer the load, expose telemetry and the
+API server's request log."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Literal
 
 from pydantic import Field, ValidationError
 from starlette.applications import Starlette
@@ -12,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from delivery.policy.models import Percent, Strict
-from delivery.sandbox.apiserver import ApiFaults
+from delivery.sandbox.apiserver import ApiFaults, ApiRefusal, RequestLog
 from delivery.sandbox.behavior import BehaviorBook
 from delivery.sandbox.telemetry import EXPOSITION_CONTENT_TYPE
 
@@ -27,13 +29,24 @@ class VersionFault(Strict):
     becomes_ready: bool | None = None
 
 
+class RefusalRequest(Strict):
+    """Refuse one verb on one object (`PATCH services user-service` answered 403), as RBAC or a webhook would."""
+
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
+    plural: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    status: int = Field(default=403, ge=400, le=599)
+    times: int | None = Field(default=None, ge=1, description="refuse only the next N such requests")
+
+
 class FaultRequest(Strict):
-    """`PATCH /faults`: only the fields given change."""
+    """`PATCH /faults`: only the fields given change (`refusals` replaces the list)."""
 
     api_error_percent: Percent | None = None
     api_throttle_percent: Percent | None = None
     api_latency_ms: float | None = Field(default=None, ge=0)
     prometheus_down: bool | None = None
+    refusals: list[RefusalRequest] | None = None
     versions: dict[str, VersionFault] = Field(default={}, description="by tag (`v1.2.0`) or repository and tag (`ai-service:v1.2.0`)")
 
 
@@ -44,6 +57,10 @@ class ImagePush(Strict):
 
 class LoadRequest(Strict):
     requests_per_second: float = Field(ge=0, le=2000)
+
+
+REQUEST_FILTERS = ("method", "plural", "name")
+"""The query parameters `GET /requests` filters by."""
 
 
 @dataclass
@@ -59,6 +76,7 @@ class Faults(ApiFaults):
             "api_throttle_percent": self.api_throttle_rate * 100,
             "api_latency_ms": self.api_latency_ms,
             "prometheus_down": self.prometheus_down,
+            "refusals": [asdict(r) for r in self.refusals],
             "versions": self.versions,
         }
 
@@ -68,8 +86,10 @@ def build_control_app(
     behaviors: BehaviorBook,
     render_metrics: Callable[[], bytes],
     set_load: Callable[[float], None],
+    requests: RequestLog,
 ) -> Starlette:
-    """The control API; the API server, gateway and Prometheus API read the same `faults` object."""
+    """The control API; the API server, gateway and Prometheus API read the same `faults` object, and
+    the API server writes the `requests` log."""
 
     async def get_faults(request: Request) -> Response:
         return JSONResponse(faults.as_json())
@@ -86,6 +106,8 @@ def build_control_app(
             faults.api_latency_ms = change.api_latency_ms
         if change.prometheus_down is not None:
             faults.prometheus_down = change.prometheus_down
+        if change.refusals is not None:
+            faults.refusals = [ApiRefusal(**r.model_dump()) for r in change.refusals]
         for tag, fault in change.versions.items():
             fields = fault.model_dump(exclude_none=True)
             if "error_rate_percent" in fields:
@@ -97,6 +119,7 @@ def build_control_app(
     async def clear_faults(request: Request) -> Response:
         faults.api_error_rate = faults.api_throttle_rate = faults.api_latency_ms = 0.0
         faults.prometheus_down = False
+        faults.refusals = []
         faults.versions.clear()
         behaviors.clear_overrides()
         return JSONResponse(faults.as_json())
@@ -115,6 +138,18 @@ def build_control_app(
         set_load(load.requests_per_second)
         return JSONResponse(load.model_dump())
 
+    async def get_requests(request: Request) -> Response:
+        unknown = sorted(set(request.query_params) - set(REQUEST_FILTERS))
+        if unknown:
+            problems = [f"{name}: not a filter (filters: {', '.join(REQUEST_FILTERS)})" for name in unknown]
+            return JSONResponse({"error": "invalid request", "problems": problems}, status_code=400)
+        matching = requests.matching(**{k: request.query_params[k] for k in REQUEST_FILTERS if k in request.query_params})
+        return JSONResponse({"requests": [e.as_json() for e in matching], "dropped": requests.dropped})
+
+    async def clear_requests(request: Request) -> Response:
+        requests.clear()
+        return Response(status_code=204)
+
     async def metrics(request: Request) -> Response:
         return Response(render_metrics(), media_type=EXPOSITION_CONTENT_TYPE)
 
@@ -130,6 +165,8 @@ def build_control_app(
             Route("/faults", clear_faults, methods=["DELETE"]),
             Route("/images", push_image, methods=["POST"]),
             Route("/load", put_load, methods=["PUT"]),
+            Route("/requests", get_requests, methods=["GET"]),
+            Route("/requests", clear_requests, methods=["DELETE"]),
         ]
     )
 

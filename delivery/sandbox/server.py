@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from delivery.policy.models import Policy
-from delivery.sandbox.apiserver import build_api_app
+from delivery.sandbox.apiserver import RequestLog, build_api_app
 from delivery.sandbox.behavior import BehaviorBook
 from delivery.sandbox.control import Faults, build_control_app
 from delivery.sandbox.controllers import ClusterControllers
@@ -83,6 +83,7 @@ class Sandbox:
             for tag in self.scenario.known_tags:
                 self.behaviors.know(svc.repository, tag)
         self.faults = Faults()
+        self.requests = RequestLog()
         self.store = ObjectStore()
         for manifest in topology(self.policy, self.scenario):
             self.store.create(self._plural(manifest), manifest)
@@ -108,11 +109,12 @@ class Sandbox:
             canary_fraction=self.scenario.load.canary_header_percent / 100,
         )
         apps = {
-            "kubernetes": build_api_app(self.store, self.faults),
+            "kubernetes": build_api_app(self.store, self.faults, self.requests),
             "gateway": build_gateway_app(self.store, self.behaviors, self.telemetry, random.Random(rng.random())),
             "prometheus": PrometheusDownSwitch(build_prometheus_app(self.telemetry), self.faults),
             "registry": build_registry_app(self.behaviors),
-            "control": build_control_app(self.faults, self.behaviors, self.telemetry.exposition, self._set_load),
+            "control": build_control_app(self.faults, self.behaviors, self.telemetry.exposition, self._set_load,
+                                         self.requests),
         }
         servers = [
             uvicorn.Server(uvicorn.Config(apps[name], log_level="warning", lifespan="off", access_log=False))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from datetime import datetime
 
 import pytest
 
@@ -16,9 +17,11 @@ from tests.conftest import REPO
 from tests.deploy.browser import approval_form, start_run_from_ui
 from tests.deploy.conftest import Stack
 from tests.release.conftest import digest_image
+from tests.waiting import never_within, wait_until
 
 SERVICES = ("user-service", "trip-service", "ai-service", "location-service")
 RELEASE_TIMEOUT = 240
+LOCK_WATCH_SECONDS = 10
 
 
 def trigger(stack: Stack, tag: str, *extra: str) -> subprocess.Popen:
@@ -136,13 +139,22 @@ def test_a_second_release_touches_nothing_until_the_paused_one_ends(stack: Stack
     second = start_run_from_ui(stack.ui_url, release_id, {"tag": "v1.4.0", "initiator": "release-manager-kim"},
                                stack.logs / "run-form.png", auth_string=stack.auth_string)
     assert api.flow_run(second)["parameters"]["initiator"] == "release-manager-kim"
-    deadline = time.monotonic() + 90
-    while not any("waiting for the" in entry["message"] for entry in api.logs(second)):
-        assert time.monotonic() < deadline, "the second release never reached the release lock"
-        time.sleep(1)
-    time.sleep(5)  # long enough for a release that ignored the lock to start on staging
-    assert api.flow_run(second)["state"]["type"] == "RUNNING"
-    assert not any("holding the" in entry["message"] for entry in api.logs(second))
+    waiting = wait_until(lambda: next((e for e in api.logs(second) if "waiting for the" in e["message"]), None), 90,
+                         "the second release to reach the release lock", interval=1)
+
+    def past_the_lock() -> str | None:
+        """What a second release that ignored the lock would show: it holds the lock, has left RUNNING, or changed staging."""
+        since = datetime.fromisoformat(waiting["timestamp"])
+        if any("holding the" in entry["message"] for entry in api.logs(second, since=since)):
+            return "it logged that it holds the lock"
+        if (state := api.flow_run(second)["state"]["type"]) != "RUNNING":
+            return f"it is {state}"
+        return None if (staging := images(stack, "staging")) == released("v1.3.0") else f"staging runs {staging}"
+
+    # the paused first release never lets go, so no later event can stand for "the lock held": watch the whole bound
+    # for the second getting past it (twice the 5 s within which one that ignored the lock changes staging)
+    never_within(past_the_lock, LOCK_WATCH_SECONDS, "the second release got past the lock the paused one holds",
+                 interval=0.5)
 
     shown = approval_form(stack.ui_url, first, stack.logs / "approval-form.png", auth_string=stack.auth_string)
     assert shown["run_name"] == "release-v1.3.0" and shown["state"] == "Paused"

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import time
+import os
 
+import httpx
 import pytest
 
 from tests.release.conftest import audit_events, audit_records, digest_image, live, push_image, release_run, set_fault, set_load, staging_image
+from tests.waiting import wait_until
 
 BASE_IMAGE = "acrtrpgenprod.azurecr.io/{service}:v1.0.0"
 ALL = ["user-service", "location-service", "trip-service", "ai-service"]
@@ -117,12 +119,41 @@ def test_a_failure_in_group_3_switches_groups_1_and_2_back(prefect_api, sandbox,
     assert back == ["trip-service", "location-service", "user-service"]  # reverse order of the switches
 
 
-def test_a_second_release_touches_nothing_until_the_first_ends(prefect_api, sandbox, cluster, tmp_path):
+@pytest.fixture
+def refused_slots(monkeypatch) -> list[list[str]]:
+    """The limit names of each request for a concurrency slot that the Prefect server refused (423 Locked) in this
+    process: the release lock's acquisition asks through this client method and retries after each refusal."""
+    from prefect.client.orchestration import PrefectClient
+
+    refused: list[list[str]] = []
+    ask = PrefectClient.increment_concurrency_slots_with_lease
+
+    async def recording(self, names, *args, **kwargs):
+        try:
+            return await ask(self, names, *args, **kwargs)
+        except httpx.HTTPStatusError as err:
+            if err.response.status_code == 423:
+                refused.append(list(names))
+            raise
+
+    monkeypatch.setattr(PrefectClient, "increment_concurrency_slots_with_lease", recording)
+    return refused
+
+
+def test_a_second_release_touches_nothing_until_the_first_ends(prefect_api, sandbox, cluster, tmp_path, refused_slots):
     first = release_run("v1.2.0", services=["user-service"], initiator="demo-dev")
     prefect_api.wait_for_pause(first)
     second = release_run("v1.3.0", services=["user-service"], initiator="demo-dev")
-    time.sleep(6)  # long enough for the second to reach staging if nothing held it
-    assert staging_image(cluster, "user-service") == digest_image("user-service", "v1.2.0")
+
+    def staging_keeps_the_first() -> None:
+        assert second.thread.is_alive(), f"the second release ended: {second.outcome}"
+        assert staging_image(cluster, "user-service") == digest_image("user-service", "v1.2.0"), "the second touched staging"
+
+    # the event that shows the second had its chance: it asked for the lock the paused first holds, and was refused
+    lock = os.environ["TRIPGEN_RELEASE_LOCK"]
+    wait_until(lambda: [lock] in refused_slots, 120, "the second release to be refused the release lock",
+               interval=0.2, invariant=staging_keeps_the_first)
+    staging_keeps_the_first()
     assert prefect_api.read(prefect_api.flow_run(second)["id"])["state"]["type"] == "RUNNING"
     prefect_api.approve(first, "demo-lead", approve=False, comment="make way")
     assert first.join(60).is_failed()

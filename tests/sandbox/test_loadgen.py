@@ -14,6 +14,7 @@ from delivery.sandbox.gateway import build_gateway_app
 from delivery.sandbox.loadgen import DEFAULT_TARGETS, LoadGenerator, LoadTarget
 from delivery.sandbox.telemetry import Telemetry
 from tests.sandbox.test_gateway import canary_store, fast_behaviors, public_api_store, serve_in_thread, trip_service_store
+from tests.waiting import async_never_within, async_wait_until
 
 
 def requests_by(telemetry: Telemetry, label: str) -> Counter:
@@ -24,10 +25,30 @@ def requests_by(telemetry: Telemetry, label: str) -> Counter:
     return counts
 
 
-async def run_for(generator: LoadGenerator, seconds: float) -> None:
-    generator.start()
-    await asyncio.sleep(seconds)
+TRAFFIC_TIMEOUT = 30  # seconds; each awaited event takes well under one on an idle machine
+
+
+def answered(generator: LoadGenerator) -> int:
+    return sum(generator.stats.statuses.values())
+
+
+async def drain(generator: LoadGenerator) -> None:
+    """Send nothing more (rate 0), wait until every request sent has its answer, then stop."""
+    generator.requests_per_second = 0
+    await async_wait_until(lambda: generator.in_flight == 0, TRAFFIC_TIMEOUT, "every request sent to be answered")
     await generator.stop()
+
+
+async def send_until(generator: LoadGenerator, enough) -> float:
+    """Start, wait until `enough()`, drain; returns the seconds from start until sending stopped."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    generator.start()
+    await async_wait_until(enough, TRAFFIC_TIMEOUT, "enough answered requests")
+    generator.requests_per_second = 0
+    sending = loop.time() - started
+    await drain(generator)
+    return sending
 
 
 @pytest.mark.parametrize("url", ["http://localhost:8080", "http://10.0.0.5", "https://api.tripgen.com"])
@@ -41,12 +62,13 @@ def test_steady_traffic_cycles_through_the_public_api_over_http() -> None:
     app = build_gateway_app(public_api_store(), fast_behaviors(), telemetry, random.Random(1))
     with serve_in_thread(app) as url:
         generator = LoadGenerator(url, DEFAULT_TARGETS, requests_per_second=80, rng=random.Random(2))
-        asyncio.run(run_for(generator, 1.0))
-    assert 65 <= generator.stats.sent <= 90
-    assert generator.stats.statuses[200] >= generator.stats.sent - 2 and generator.stats.failed == 0
+        sending = asyncio.run(send_until(generator, lambda: generator.stats.statuses[200] >= 80))
+    sent = generator.stats.sent
+    assert generator.stats.statuses == {200: sent} and generator.stats.failed == 0  # every request answered
+    assert sent <= 80 * sending + 1.01  # evenly spaced: never faster than the rate (a slow machine only sends fewer)
     by_uri = requests_by(telemetry, "uri")
     assert set(by_uri) == {"/api/users/health", "/api/trips", "/api/ai/health", "/api/locations"}
-    assert max(by_uri.values()) - min(by_uri.values()) <= 1  # evenly cycled
+    assert sum(by_uri.values()) == sent and max(by_uri.values()) - min(by_uri.values()) <= 1  # evenly cycled
 
 
 def test_a_canary_fraction_sends_the_canary_header() -> None:
@@ -56,10 +78,10 @@ def test_a_canary_fraction_sends_the_canary_header() -> None:
         "http://127.0.0.1", (LoadTarget("/api/trips"),), 200, random.Random(3),
         canary_fraction=0.5, transport=httpx.ASGITransport(app=app),
     )
-    asyncio.run(run_for(generator, 0.5))
+    asyncio.run(send_until(generator, lambda: answered(generator) >= 100))
     versions = requests_by(telemetry, "version")
     total = versions["canary"] + versions["blue"]
-    assert total >= 50 and abs(versions["canary"] / total - 0.5) < 0.2
+    assert total == generator.stats.sent >= 100 and abs(versions["canary"] / total - 0.5) < 0.2
 
 
 def test_concurrency_stays_bounded_when_the_gateway_is_slow() -> None:
@@ -70,16 +92,16 @@ def test_concurrency_stays_bounded_when_the_gateway_is_slow() -> None:
         max_in_flight=3, transport=httpx.ASGITransport(app=app),
     )
 
-    async def watch() -> int:
-        generator.start()
-        highest = 0
-        for _ in range(50):
-            await asyncio.sleep(0.01)
-            highest = max(highest, generator.in_flight)
-        await generator.stop()
-        return highest
+    def within_the_bound() -> None:
+        assert generator.in_flight <= 3, f"{generator.in_flight} requests in flight"
 
-    assert asyncio.run(watch()) == 3
+    async def watch() -> None:
+        generator.start()
+        await async_wait_until(lambda: generator.in_flight == 3 and generator.stats.skipped > 10, TRAFFIC_TIMEOUT,
+                               "3 requests in flight and ticks skipped at the bound", invariant=within_the_bound)
+        await generator.stop()
+
+    asyncio.run(watch())
     assert generator.stats.skipped > 10 and generator.in_flight == 0
 
 
@@ -89,21 +111,24 @@ def test_the_rate_changes_while_running_and_stop_ends_the_traffic() -> None:
         "http://127.0.0.1", (LoadTarget("/api/trips"),), 0, random.Random(1), transport=httpx.ASGITransport(app=app)
     )
 
-    async def scenario() -> tuple[int, int, int]:
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
         generator.start()
-        await asyncio.sleep(0.3)
-        idle = generator.stats.sent
+        await async_never_within(lambda: generator.stats.sent, 0.3, "requests sent at rate 0")
+        changed = loop.time()
         generator.requests_per_second = 100
-        await asyncio.sleep(0.5)
-        busy = generator.stats.sent
+        await async_wait_until(lambda: generator.stats.sent >= 40, TRAFFIC_TIMEOUT, "40 requests at rate 100")
+        sending = loop.time() - changed
+        sent = generator.stats.sent
+        assert sent <= 100 * sending + 1.01  # the new rate, not faster
+        loop_task = generator._loop_task
         await generator.stop()
-        await asyncio.sleep(0.1)
-        return idle, busy, generator.stats.sent
+        assert loop_task is not None and loop_task.done()  # nothing is left that could send
+        stopped = generator.stats.sent
+        await async_never_within(lambda: generator.stats.sent != stopped or generator.in_flight, 0.2,
+                                 "traffic after stop")
 
-    idle, busy, after_stop = asyncio.run(scenario())
-    assert idle == 0
-    assert 35 <= busy <= 60
-    assert after_stop == busy
+    asyncio.run(scenario())
 
 
 def test_a_negative_rate_is_refused() -> None:

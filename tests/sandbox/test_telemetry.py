@@ -9,6 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from delivery.sandbox.telemetry import ISTIO_DURATION_BUCKETS_MS, SampleHistory, Telemetry, series_key, workload_of
 from tests.sandbox.test_traffic import make_pod
+from tests.waiting import async_never_within, async_wait_until
 
 
 class FakeClock:
@@ -161,8 +162,15 @@ def test_sampling_runs_in_the_event_loop_until_stopped() -> None:
         telemetry = Telemetry(sample_interval_seconds=0.01)
         telemetry.record_request(BLUE, "trip-service", "GET", "/api/trips", 200, 0.01)
         telemetry.start_sampling()
-        await asyncio.sleep(0.1)
+
+        def samples() -> list:
+            keys = telemetry.history.series("istio_requests_total")
+            return telemetry.history.samples(keys[0], 0, 1e12) if keys else []
+
+        await async_wait_until(lambda: len(samples()) >= 3, 30, "3 snapshots")
         await telemetry.stop_sampling()
+        stopped = len(samples())
+        await async_never_within(lambda: len(samples()) != stopped, 0.1, "snapshots after stop_sampling")
         (key,) = telemetry.history.series("istio_requests_total")
         return telemetry.history.samples(key, 0, 1e12)
 

@@ -1,0 +1,73 @@
+"""The release record's steps: open it before production changes, mark phases, close it, and the restore path."""
+
+from __future__ import annotations
+
+from prefect import get_run_logger, task
+from prefect.runtime import flow_run
+
+from delivery.release.record import Phase, ServiceRecord, State, new_record, record_name
+from delivery.release.restore import RestoreReport, ServiceRestore
+from delivery.release.retrying import CLUSTER_STEP, LOCAL_STEP
+from delivery.release.runtime import runtime
+from delivery.release.state import ReleasePlan
+from tasks.notifications import alert, send_alert
+from tasks.retry import transient_only
+
+
+@task(name="open release record", retry_condition_fn=transient_only, **CLUSTER_STEP)
+def open_release_record(plan: ReleasePlan, strategy: str, initiator: str, lock_lease: str | None) -> str:
+    """Write each service's rollback target to the cluster; refused while another release's record is unfinished."""
+    rt = runtime()
+    services = [
+        ServiceRecord(service=name, previous_color=rt.blue_green.live_color(name), previous_image=plan.previous[name],
+                      new_image=plan.images[name].by_digest)
+        for name in plan.services
+    ]
+    name = record_name(plan.tag, str(flow_run.id))
+    record = rt.records.open(new_record(name, plan.tag, strategy, str(flow_run.id), initiator, services, lock_lease))
+    namespace = rt.policy.environments["production"].namespace
+    get_run_logger().info("release record: kubectl get configmap -n %s %s -o jsonpath='{.data.record\\.json}'", namespace, name)
+    return record.name
+
+
+@task(name="record phase", task_run_name="record {service}: {phase}", retry_condition_fn=transient_only, **CLUSTER_STEP)
+def record_phase(record: str, service: str, phase: Phase) -> None:
+    runtime().records.mark(record, service, phase)
+
+
+@task(name="close release record", task_run_name="close release record: {state}", retry_condition_fn=transient_only, **CLUSTER_STEP)
+def close_release_record(record: str, state: State, detail: str) -> None:
+    runtime().records.finish(record, state, detail)
+
+
+@task(name="restore production", task_run_name="restore production ({record})", **LOCAL_STEP)
+def restore_production(record: str, reason: str, actor: str, crashed_run: str | None = None) -> RestoreReport:
+    """The one restore path: every changed service back to its rollback target, last changed first.
+
+    Each restored service is audited `rollback_executed` at once; then the alert goes out (the
+    policy's production channels and a Jira incident). A service that cannot be restored is named
+    with where it is left, and pages.
+    """
+    rt, log = runtime(), get_run_logger()
+    found = rt.records.get(record)
+    extra = {"crashed_flow_run": crashed_run} if crashed_run else {}
+
+    def audited(step: ServiceRestore) -> None:
+        if step.restored and not step.changed:
+            log.info("%s: %s", step.service, step.action)
+            return
+        event = "rollback_executed" if step.restored else "rollback_failed"
+        rt.audit.append(event, actor, found.tag, flow_run_id=str(flow_run.id), service=step.service, action=step.action,
+                        seconds=step.seconds, reason=reason, record=record, **extra)
+        (log.warning if step.restored else log.error)("%s: %s", step.service, step.action)
+
+    report = rt.restorer.restore(found, on_restored=audited)
+    if report.services:
+        numbers = {"reason": reason, "restored": report.summary(), "record": record}
+        if report.complete:
+            title = f"{found.tag} rolled back in production"
+        else:
+            title = f"{found.tag} could NOT be fully restored: " + "; ".join(s.line() for s in report.stranded)
+        channels = list(dict.fromkeys([*rt.policy.blue_green.notify, *(rt.policy.canary.notify if found.strategy == "canary" else [])]))
+        send_alert(alert(found.tag, "critical", title, numbers), channels=channels, open_incident=True)
+    return report
