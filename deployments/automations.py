@@ -32,7 +32,7 @@ def zombie_automation(release_deployment_id: str, silence: timedelta) -> Automat
             threshold=1,
             within=silence,
         ),
-        actions=[ChangeFlowRunState(state=StateType.CRASHED, message=f"no heartbeat for {silence.total_seconds():g}s: "
+        actions=[ChangeFlowRunState(state=StateType.CRASHED, force=True, message=f"no heartbeat for {silence.total_seconds():g}s: "
                                                                      "the worker or node running it is gone")],
     )
 
@@ -51,7 +51,9 @@ def recovery_automation(release_deployment_id: str, recover_deployment_id: str) 
             threshold=1,
         ),
         actions=[RunDeployment(source="selected", deployment_id=recover_deployment_id,
-                               parameters={"crashed_flow_run": "{{ flow_run.id }}", "initiator": "automation"})],
+                               # a plain "{{ flow_run.id }}" is upgraded to `| tojson`, which cannot encode a UUID
+                               parameters={"crashed_flow_run": {"__prefect_kind": "jinja", "template": "{{ flow_run.id }}"},
+                                           "initiator": "automation"})],
     )
 
 

@@ -75,9 +75,10 @@ def recover_record(record: ReleaseRecord, state: str | None, initiator: str) -> 
     report = restore_production(record.name, why, initiator, crashed_run=record.flow_run_id)
     if record.lock_lease:
         free_lock(record.lock_lease)
-    outcome = {"record": record.name, "complete": report.complete, "restored": report.summary()}
+    outcome = {"record": record.name, "flow_run": record.flow_run_id, "complete": report.complete, "restored": report.summary()}
     audit(event="deployment_recovered", actor=initiator, release=record.tag, details=outcome)
     if not report.services:  # nothing had moved: still a crash people must hear of
         numbers = {"record": record.name, "run": record.flow_run_id, "state": state or "unknown", "production": "untouched"}
-        send_alert(alert(record.tag, "critical", f"{record.tag}: the release run crashed", numbers), open_incident=True)
+        channels = list(runtime().policy.blue_green.notify)
+        send_alert(alert(record.tag, "critical", f"{record.tag}: the release run crashed", numbers), channels=channels, open_incident=True)
     return outcome

@@ -139,8 +139,13 @@ def test_a_second_release_touches_nothing_until_the_paused_one_ends(stack: Stack
     second = start_run_from_ui(stack.ui_url, release_id, {"tag": "v1.4.0", "initiator": "release-manager-kim"},
                                stack.logs / "run-form.png", auth_string=stack.auth_string)
     assert api.flow_run(second)["parameters"]["initiator"] == "release-manager-kim"
+
+    def second_goes_on() -> None:
+        state = api.flow_run(second)["state"]
+        assert state["type"] not in FINAL_STATES, f"the second release ended {state['type']}: {state.get('message')}"
+
     waiting = wait_until(lambda: next((e for e in api.logs(second) if "waiting for the" in e["message"]), None), 90,
-                         "the second release to reach the release lock", interval=1)
+                         "the second release to reach the release lock", interval=1, invariant=second_goes_on)
 
     def past_the_lock() -> str | None:
         """What a second release that ignored the lock would show: it holds the lock, has left RUNNING, or changed staging."""

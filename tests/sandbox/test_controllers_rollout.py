@@ -138,7 +138,16 @@ def test_a_rollout_that_completed_long_ago_does_not_time_out_the_next_one(apps: 
     deploy(apps, "trip", "trip:v1", progressDeadlineSeconds=1)
     set_image(apps, "trip", "trip:v2")
     wait_until(lambda: rolled_out(apps, NS, "trip"), what="v2 rolled out")
-    time.sleep(2.5)  # the deadline (1 s, counted from the end of its second) has long passed
+
+    def completed() -> client.V1DeploymentCondition | None:
+        deployment = apps.read_namespaced_deployment("trip", NS)
+        progressing = {c.type: c for c in deployment.status.conditions or []}.get("Progressing")
+        return progressing if progressing and progressing.reason == "NewReplicaSetAvailable" else None
+
+    # let the deadline (1 s, counted from the end of the second the condition was stamped with) pass by a second,
+    # counted from the condition itself rather than from when this test saw the rollout end
+    stamped = wait_until(completed, what="v2's NewReplicaSetAvailable condition").last_update_time.timestamp()
+    time.sleep(max(0.0, stamped + 1 + 1 + 1 - time.time()))
     template = client.ApiClient().sanitize_for_serialization(replica_sets(apps, "trip")["1"].spec.template)
     del template["metadata"]["labels"]["pod-template-hash"]
     before = apps.list_namespaced_deployment(NS).metadata.resource_version
