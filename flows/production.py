@@ -62,6 +62,8 @@ def watch_batch(batch: list[str], colors: dict[str, str], tag: str, record: str,
         for future in as_completed(futures):
             watch = future.result()
             outcome.watches[watch.service] = watch
+            if watch.cancelled:
+                continue  # stopped by the watch that failed, whose own result says why
             if not watch.passed:
                 raise ReleaseFailed(f"{watch.service} watch failed: {watch.reason}")
             record_phase(record, watch.service, "watched")

@@ -125,7 +125,7 @@ def finish(tag: str, outcome: str, detail: object, plan: ReleasePlan, production
     rows = service_rows(plan, production)
     summary = publish_summary(tag=tag, outcome=outcome, detail=str(detail), services=rows, started=started)
     event = "deployment_completed" if outcome == "released" else "deployment_failed"
-    audit(event=event, actor=initiator, release=tag, details={"outcome": outcome, "detail": str(detail), "seconds": summary["seconds"]})
+    audit(event=event, actor=initiator, release=tag, details=summary.model_dump(include={"outcome", "detail", "seconds"}))
     if outcome == "released":
-        return summary
-    return Failed(message=f"{tag} {outcome}: {detail}", data=summary)
+        return summary.model_dump()
+    return Failed(message=f"{tag} {outcome}: {detail}", data=summary.model_dump())

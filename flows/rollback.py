@@ -9,6 +9,7 @@ from prefect.states import Failed
 
 from delivery.release.plan import VersionTag
 from delivery.release.runtime import runtime
+from delivery.release.state import RollbackDone
 from flows.approval import collect_approvals
 from flows.locking import label_this_run
 from tasks.notifications import alert, send_alert
@@ -39,26 +40,29 @@ def rollback(
     label_this_run(target_version, "rollback")
     staging = environment == "staging"
     plan = plan_staging_rollback(target_version, reason, services) if staging else plan_rollback(target_version, reason, services)
-    audit(event="rollback_requested", actor=initiator, release=target_version, details={"reason": reason, "steps": plan["steps"]})
+    steps = [step.model_dump(exclude_none=True) for step in plan.steps]
+    audit(event="rollback_requested", actor=initiator, release=target_version, details={"reason": reason, "steps": steps})
 
     context = f"## Roll {environment} back to {target_version}?\n\nRequested by **{initiator}**: {reason}\n\n" + "\n".join(
-        f"- {s['service']}: {s['action']} ({s['from']} → {s['to']})" for s in plan["steps"]
+        f"- {s.service}: {s.action} ({s.from_color} → {s.to_color})" for s in plan.steps
     )
     approvals = collect_approvals(runtime().policy.approvals, "rollback", initiator, target_version, context)
     if approvals.rejected_by:
         return Failed(message=f"rollback to {target_version} {approvals.rejected_by.reason}")
 
-    done = []
-    for step in plan["steps"]:
+    done: list[RollbackDone] = []
+    for step in plan.steps:
         if staging:
-            done.append(undo_staging_to(step["service"], step["revision"]) if step["action"] == "undo" else step)
+            done.append(undo_staging_to(step.service, step.revision) if step.action == "undo"
+                        else RollbackDone(service=step.service, action=step.action, from_color=step.from_color, to_color=step.to_color))
         else:
-            done.append(roll_back_service(step["service"], step["image"], step["action"], step["to"]))
-        audit(event="rollback_executed", actor=initiator, release=target_version, details={**done[-1], "reason": reason})
-    checks = validate_environment(environment, [s["service"] for s in plan["steps"]], return_state=True)
+            done.append(roll_back_service(step.service, step.image, step.action, step.to_color))
+        audit(event="rollback_executed", actor=initiator, release=target_version, details={**done[-1].model_dump(), "reason": reason})
+    checks = validate_environment(environment, [s.service for s in plan.steps], return_state=True)
     healthy = "healthy" if checks.is_completed() else f"validation failed: {checks.message}"
     numbers = {"target version": target_version, "reason": reason, "initiator": initiator, environment: healthy}
     send_alert(alert(target_version, "high", f"{environment.capitalize()} rolled back to {target_version}", numbers), channels=["slack"])
     if not checks.is_completed():
         return Failed(message=f"rolled back to {target_version}, but {environment} validation failed: {checks.message}")
-    return {"target": target_version, "reason": reason, "initiator": initiator, "services": done, "validation": checks.result()}
+    return {"target": target_version, "reason": reason, "initiator": initiator,
+            "services": [d.model_dump() for d in done], "validation": [r.model_dump() for r in checks.result()]}

@@ -48,7 +48,7 @@ def watch_staging(plan: ReleasePlan) -> str | None:
     try:
         for future in as_completed(futures):
             watch = future.result()
-            if not watch.passed:
+            if not watch.passed and not watch.cancelled:  # a cancelled one was stopped by the one that failed
                 return f"{watch.service} staging watch failed: {watch.reason}"
         return None
     finally:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from prefect import get_run_logger, task
-from prefect.runtime import flow_run
 
 from delivery.release.plan import ImagePlan, parse_tag, release_groups, resolve_digest, select_services
 from delivery.release.plan import PlanError
@@ -20,7 +19,6 @@ def plan_release(tag: str, services: list[str] | None, force: bool) -> ReleasePl
     policy = rt.policy
     parse_tag(tag)
     names = select_services(policy, services)
-    rt.records.refuse_while_unfinished(str(flow_run.id))  # checked again, under the lock, when the record opens
     registry_api = rt.settings.registry_api(policy)
     images = {}
     for name in names:

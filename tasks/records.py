@@ -12,6 +12,7 @@ from prefect.runtime import flow_run
 from delivery.release.describe import release_summary
 from delivery.release.retrying import LOCAL_STEP
 from delivery.release.runtime import runtime
+from delivery.release.state import ReleaseSummary
 
 
 @task(name="audit", task_run_name="audit {event}", **LOCAL_STEP)
@@ -22,13 +23,13 @@ def audit(event: str, actor: str, release: str, details: dict) -> str:
 
 
 @task(name="publish summary", **LOCAL_STEP)
-def publish_summary(tag: str, outcome: str, detail: str, services: list[dict], started: float) -> dict:
+def publish_summary(tag: str, outcome: str, detail: str, services: list[dict], started: float) -> ReleaseSummary:
     """The release summary as a markdown artifact and a table; returns it with the duration (for the KPIs)."""
     seconds = time.time() - started
     key = artifact_key(f"release-{tag}")
     create_markdown_artifact(release_summary(tag, outcome, detail, services, seconds), key=key, description="Release summary")
     create_table_artifact(services, key=f"{key}-services", description="Per service: digest, switch, watch, verdict")
-    return {"tag": tag, "outcome": outcome, "detail": detail, "services": services, "seconds": seconds}
+    return ReleaseSummary(tag=tag, outcome=outcome, detail=detail, services=services, seconds=seconds)
 
 
 def artifact_key(text: str) -> str:

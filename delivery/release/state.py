@@ -77,5 +77,41 @@ class ProductionOutcome:
     restore: RestoreReport | None = None
 
 
+class ReleaseSummary(BaseModel):
+    """How a release ended: the outcome, why, a row per service (as the summary table shows it), the duration."""
+
+    tag: str
+    outcome: str
+    detail: str
+    services: list[dict[str, str]]
+    seconds: float
+
+
+class RollbackStep(BaseModel):
+    """One service of a rollback plan: what to do, from where to where (staging: the revision to undo to)."""
+
+    service: str
+    action: str
+    from_color: str | None
+    to_color: str
+    image: str | None = None
+    revision: int | None = None
+
+
+class RollbackPlan(BaseModel):
+    target: str
+    steps: list[RollbackStep]
+
+
+class RollbackDone(BaseModel):
+    """What rolling one service back did, and how long it took."""
+
+    service: str
+    action: str
+    from_color: str | None
+    to_color: str
+    seconds: float = 0.0
+
+
 class ReleaseFailed(RuntimeError):
     """A production check failed: the release ends, and the restore path puts production back."""

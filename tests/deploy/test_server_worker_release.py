@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime
 
@@ -103,8 +104,16 @@ def test_deployments_are_registered_on_the_worker_pool_with_enforced_schemas(sta
     assert api.http.post("/work_pools/filter", json={}).json()[0]["name"] == "tripgen-release"
 
 
+def read_lines(process: subprocess.Popen) -> list[str]:
+    """The process's output lines as they come (a thread reads them), for waiting on what it prints."""
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(iter(process.stdout.readline, "")), daemon=True).start()
+    return lines
+
+
 def test_a_pushed_tag_is_released_by_the_worker_after_two_approvals(stack: Stack, api: PrefectRest) -> None:
     follower = trigger(stack, "v1.2.0")
+    printed = read_lines(follower)
     run = None
     deadline = time.monotonic() + 30
     while run is None and time.monotonic() < deadline:
@@ -117,9 +126,12 @@ def test_a_pushed_tag_is_released_by_the_worker_after_two_approvals(stack: Stack
     assert only_run(api, "v1.2.0")["id"] == run["id"]
 
     assert first_key == "approval-1"
+    wait_until(lambda: any("waiting for approval" in line for line in printed), 60, "the trigger to report the pause")
     approve(stack, api, "v1.2.0", run["id"], ("demo-lead", "approved by demo-lead; 1 more needed"),
             ("demo-ops", "approved by demo-ops"))
-    output, _ = follower.communicate(timeout=RELEASE_TIMEOUT)
+    follower.wait(timeout=RELEASE_TIMEOUT)
+    wait_until(lambda: any("COMPLETED" in line or "FAILED" in line for line in printed), 10, "the trigger's last line")
+    output = "".join(printed)
     assert follower.returncode == 0, output + stack.log("worker")[-4000:]
     assert "waiting for approval" in output and "release-v1.2.0: COMPLETED" in output
     assert images(stack, "production") == released("v1.2.0") and images(stack, "staging") == released("v1.2.0")
