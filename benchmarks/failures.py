@@ -28,6 +28,7 @@ import yaml
 from benchmarks.stack import REPO, Stack, StackError, overlay, release_stack
 from delivery.audit import AuditLog
 from delivery.kube import Routing, connect
+from delivery.prefect_rest import FINAL_STATES
 from delivery.release.record import ReleaseRecord, record_name
 from delivery.settings import Settings
 from delivery.units import parse_duration
@@ -151,8 +152,7 @@ def last_rollback(stack: Stack, release: Release, **details: str) -> float:
 
 
 def run_ended(stack: Stack, run_id: str) -> None:
-    until(lambda: stack.api.flow_run(run_id)["state"]["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"),
-          RESTORE_BOUND, f"end of flow run {run_id}")
+    until(lambda: stack.api.flow_run(run_id)["state"]["type"] in FINAL_STATES, RESTORE_BOUND, f"end of flow run {run_id}")
 
 
 def failed_watch(stack: Stack, tag: str) -> Outcome:
@@ -164,7 +164,7 @@ def failed_watch(stack: Stack, tag: str) -> Outcome:
     failed = at(until(lambda: audited(stack, "watch_failed", flow_run_id=release.run_id), RESTORE_BOUND, "watch_failed")[0]["time"])
     back = last_rollback(stack, release)
     run_ended(stack, release.run_id)
-    return Outcome(back - failed, f"fault injected -> watch_failed {failed - injected:.1f} s")
+    return Outcome(back - failed, f"fault injected -> watch_failed {failed - injected:.1f} s, -> restored {back - injected:.1f} s")
 
 
 def refused_switch(stack: Stack, tag: str) -> Outcome:
@@ -243,7 +243,7 @@ def print_table(rows: list[tuple[Failure, Outcome | None, str]], watch_interval:
             print(f"{failure.name:<26} {target:>8} {'-':>8}  {problem}")
         else:
             met = "yes" if outcome.seconds <= failure.target_seconds else "no"
-            print(f"{failure.name:<26} {target:>8} {outcome.seconds:>8.1f}  {met}")
+            print(f"{failure.name:<26} {target:>8} {outcome.seconds:>8.2f}  {met}")
     print()
     for failure, outcome, _ in rows:
         print(f"{failure.name}: {failure.measured}" + (f"; {outcome.note}" if outcome else ""))

@@ -16,19 +16,7 @@ from delivery.release.runtime import runtime
 from flows.locking import free_lock
 from tasks.notifications import alert, send_alert
 from tasks.records import audit
-from tasks.release_record import restore_production
-
-ALIVE = {"SCHEDULED", "PENDING", "RUNNING", "PAUSED", "CANCELLING"}
-
-
-def run_state(flow_run_id: str) -> str | None:
-    """The state type of a flow run (None when the server does not know it)."""
-    with get_client(sync_client=True) as client:
-        try:
-            return client.read_flow_run(flow_run_id).state_type.value
-        except Exception:  # noqa: BLE001 - a run the server never had (or lost) is not alive
-            return None
-
+from tasks.release_record import ALIVE, restore_production, run_state
 
 def mark_crashed(flow_run_id: str, why: str) -> None:
     """Say on the server what is true: the run's process is gone."""

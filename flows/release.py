@@ -128,4 +128,5 @@ def finish(tag: str, outcome: str, detail: object, plan: ReleasePlan, production
     audit(event=event, actor=initiator, release=tag, details=summary.model_dump(include={"outcome", "detail", "seconds"}))
     if outcome == "released":
         return summary.model_dump()
-    return Failed(message=f"{tag} {outcome}: {detail}", data=summary.model_dump())
+    message = f"{tag} {outcome}: {detail}"
+    return Failed(message=message, data=ReleaseFailed(message))  # the summary is the run's artifact

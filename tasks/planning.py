@@ -9,6 +9,7 @@ from delivery.release.plan import PlanError
 from delivery.release.retrying import HTTP_STEP
 from delivery.release.runtime import runtime
 from delivery.release.state import ImageRef, ReleasePlan
+from tasks.release_record import refuse_while_a_dead_run_left_a_record
 from tasks.retry import transient_only
 
 
@@ -19,6 +20,7 @@ def plan_release(tag: str, services: list[str] | None, force: bool) -> ReleasePl
     policy = rt.policy
     parse_tag(tag)
     names = select_services(policy, services)
+    refuse_while_a_dead_run_left_a_record()
     registry_api = rt.settings.registry_api(policy)
     images = {}
     for name in names:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prefect import get_run_logger, task
+from prefect import get_client, get_run_logger, task
 from prefect.runtime import flow_run
 
 from delivery.release.record import Phase, ServiceRecord, State, new_record, record_name
@@ -12,6 +12,26 @@ from delivery.release.runtime import runtime
 from delivery.release.state import ReleasePlan
 from tasks.notifications import alert, send_alert
 from tasks.retry import transient_only
+
+
+ALIVE = {"SCHEDULED", "PENDING", "RUNNING", "PAUSED", "CANCELLING"}
+
+
+def run_state(flow_run_id: str) -> str | None:
+    """The state type of a flow run (None when the server does not know it)."""
+    with get_client(sync_client=True) as client:
+        try:
+            return client.read_flow_run(flow_run_id).state_type.value
+        except Exception:  # noqa: BLE001 - a run the server never had (or lost) is not alive
+            return None
+
+
+def refuse_while_a_dead_run_left_a_record() -> None:
+    """Before the lock: refuse at once when a run that has ended left its record unfinished (a live one holds the lock)."""
+    records = runtime().records
+    dead = [r for r in records.unfinished() if run_state(r.flow_run_id) not in ALIVE]
+    if dead:
+        records.refuse_while_unfinished(str(flow_run.id), among=dead)
 
 
 @task(name="open release record", retry_condition_fn=transient_only, **CLUSTER_STEP)

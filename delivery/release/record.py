@@ -105,9 +105,9 @@ class ReleaseRecords:
         self.configmaps.create(record.name, self._labels(record), record.model_dump(mode="json"))
         return record
 
-    def refuse_while_unfinished(self, flow_run_id: str) -> None:
-        """RecordError naming every other run's unfinished record and how to recover it."""
-        blocking = [r for r in self.unfinished() if r.flow_run_id != flow_run_id]
+    def refuse_while_unfinished(self, flow_run_id: str, among: list[ReleaseRecord] | None = None) -> None:
+        """RecordError naming every other run's unfinished record (of `among`, default all) and how to recover it."""
+        blocking = [r for r in (self.unfinished() if among is None else among) if r.flow_run_id != flow_run_id]
         if blocking:
             names = ", ".join(f"{r.name} ({r.tag}, {r.state}: {r.where()})" for r in blocking)
             raise RecordError(f"release record {names} is unfinished: run `tripgen-release recover {blocking[0].tag}` "

@@ -11,17 +11,20 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import urllib3
 from kubernetes.client.exceptions import ApiException
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import retry_if_exception
 
 from delivery.kube.connection import TRANSIENT_STATUS
 from delivery.kube.deployments import Deployments
 from delivery.release.bluegreen import BlueGreen
 from delivery.release.canary import CANARY, CanaryRollout
 from delivery.release.record import ReleaseRecord, ReleaseRecords, ServiceRecord
+from delivery.retry import retrying
 
 RESTORE_ATTEMPTS = 5
 """Attempts per service on top of the cluster client's own retries of single calls."""
+RESTORE_BACKOFF_SECONDS, RESTORE_MAX_BACKOFF_SECONDS = 0.5, 5.0
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,7 @@ class RestoreReport:
 def _transient(error: BaseException) -> bool:
     if isinstance(error, ApiException):
         return error.status in TRANSIENT_STATUS
-    return isinstance(error, (ConnectionError, TimeoutError, OSError))
+    return isinstance(error, (ConnectionError, TimeoutError, OSError, urllib3.exceptions.HTTPError))
 
 
 class Restorer:
@@ -108,10 +111,10 @@ class Restorer:
 
     def _with_retries(self, record: ReleaseRecord, entry: ServiceRecord) -> ServiceRestore:
         started = time.perf_counter()
-        retrying = Retrying(stop=stop_after_attempt(self.attempts), wait=wait_exponential_jitter(multiplier=0.5, max=5),
-                            retry=retry_if_exception(_transient), reraise=True)
+        policy = retrying(attempts=self.attempts, retry=retry_if_exception(_transient), backoff=RESTORE_BACKOFF_SECONDS,
+                          max_backoff=RESTORE_MAX_BACKOFF_SECONDS)
         try:
-            action, changed = retrying(self._restore_one, record, entry)
+            action, changed = policy(self._restore_one, record, entry)
             return ServiceRestore(entry.service, True, action, time.perf_counter() - started, changed)
         except Exception as error:  # noqa: BLE001 - reported as the service left where it is, and paged
             where = self._where(entry)

@@ -135,6 +135,15 @@ def test_one_bad_service_in_a_batch_is_restored_within_an_interval_and_the_other
         assert live(cluster, service) == ("blue", BASE.format(service))
 
 
+def test_a_failed_staging_rollout_undoes_every_service_this_run_rolled(prefect_api, sandbox, cluster, tmp_path):
+    set_fault(sandbox, versions={"location-service:v1.2.0": {"becomes_ready": False}})
+    state = release_run("v1.2.0", services=PAIR, initiator="demo-dev").join(120)
+    assert state.is_failed() and "stopped in staging" in state.message and "location-service did not roll out" in state.message
+    for service in PAIR:  # user-service rolled first and was undone; location-service undid itself
+        assert cluster[0].image_of("staging", service) == BASE.format(service), service
+        assert live(cluster, service) == ("blue", BASE.format(service))
+
+
 def start_release_process(tag: str, services: list[str]) -> subprocess.Popen:
     """The release flow in its own process, as a worker runs it, so the test can kill it."""
     from prefect.settings import PREFECT_API_URL
@@ -146,7 +155,6 @@ def start_release_process(tag: str, services: list[str]) -> subprocess.Popen:
 
 def test_a_rerun_after_a_crash_is_refused_until_recovered_and_never_deploys_into_the_rollback_target(
         prefect_api, sandbox, cluster, tmp_path):
-    from flows.recover import recover
     from flows.release import release
 
     process = start_release_process("v1.3.0", ["user-service"])
@@ -164,12 +172,23 @@ def test_a_rerun_after_a_crash_is_refused_until_recovered_and_never_deploys_into
         process.wait(10)
     assert live(cluster, "user-service") == ("green", digest_image("user-service", "v1.3.0"))  # left switched, nobody watching
 
+    from prefect.settings import PREFECT_API_URL
+
+    cli = [sys.executable, "-m", "delivery.cli", "recover"]
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
+    usage = subprocess.run([*cli, "1.3"], env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert usage.returncode == 2 and "tag '1.3' is not v<major>.<minor>.<patch>" in usage.stderr
+    alive = subprocess.run([*cli, "v1.3.0", "--as", "on-call"], env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert alive.returncode == 1 and "is RUNNING" in alive.stderr  # the server still thinks it runs
+    crashed = {"state": {"type": "CRASHED", "message": "no heartbeat (as the zombie automation says)"}, "force": True}
+    prefect_api.http.post(f"/flow_runs/{runs[0]['id']}/set_state", json=crashed).raise_for_status()
+
     refused = release(tag="v1.3.0", services=["user-service"], initiator="demo-dev", force=True, return_state=True)
     assert refused.is_failed() and "is unfinished: run `tripgen-release recover v1.3.0`" in refused.message
     assert cluster[0].image_of("production", "user-service-blue") == BASE.format("user-service")
 
-    recovered = recover(tag="v1.3.0", initiator="on-call", force=True)
-    assert recovered["recovered"][0]["complete"], recovered
+    recovered = subprocess.run([*cli, "v1.3.0", "--as", "on-call"], env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert recovered.returncode == 0 and ": restored: user-service: selector back to blue" in recovered.stdout, recovered.stdout + recovered.stderr
     assert live(cluster, "user-service") == ("blue", BASE.format("user-service"))
     assert [e for e in ("deployment_crashed", "rollback_executed", "deployment_recovered") if not events(tmp_path, e)] == []
 
