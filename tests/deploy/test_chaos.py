@@ -30,7 +30,7 @@ from delivery.kube import Deployments, Routing, connect
 from delivery.kube.configmaps import JsonConfigMaps
 from delivery.prefect_rest import PrefectRest
 from delivery.release.record import ReleaseRecord, ReleaseRecords
-from delivery.sandbox.process import end_with_parent, sandbox_process
+from delivery.sandbox.process import sandbox_process
 from tests.conftest import REPO
 from tests.deploy.conftest import base_env, free_port, postgres_database, process, stack_reports, wait_healthy
 from tests.release.conftest import fast_policy_data, worker_settings

@@ -11,7 +11,7 @@ from datetime import datetime
 import httpx
 import pytest
 
-from delivery.kube import Deployments, connect
+from delivery.kube import Routing, connect
 from delivery.kube.configmaps import JsonConfigMaps
 from delivery.release.record import ReleaseRecords
 from tests.conftest import REPO
@@ -73,10 +73,8 @@ def canary_promotion_fails(sandbox):
 
 def canary_weight_change_fails(sandbox):
     """The stage-2 weight change of location-service is refused, once: the restore's own change goes through."""
-    routing = connect(os.environ["TRIPGEN_KUBECONFIG"])
-    from delivery.kube import Routing
-
-    weights = lambda: Routing(routing).route_weights("production", "location-service")  # noqa: E731
+    routing = Routing(connect(os.environ["TRIPGEN_KUBECONFIG"]))
+    weights = lambda: routing.route_weights("production", "location-service")  # noqa: E731
     wait_until(lambda: weights().get("canary") == 5, 180, "location-service's canary at 5%")
     refuse(sandbox, "PUT", "virtualservices", "location-service", times=1)
 
