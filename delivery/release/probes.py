@@ -19,6 +19,9 @@ class ProbeResult:
     seconds: float | None = None
 
 
+SERVER_ERROR_ATTEMPTS = 3
+
+
 class Prober:
     """Sends requests to `base_url` with a chosen Host header, as a client of the ingress would."""
 
@@ -49,7 +52,14 @@ class Prober:
         return ProbeResult(f"health {host}{path}", False, f"{detail} after {attempts} tries")
 
     def response_time(self, host: str, path: str, limit: float) -> ProbeResult:
-        """GET `path` once; passes when it answers 2xx within `limit` seconds."""
-        status, seconds, detail = self.get(host, path)
+        """GET `path`; passes when it answers 2xx within `limit` seconds.
+
+        A 5xx or no answer is asked again at once, up to `SERVER_ERROR_ATTEMPTS` times: one stray error
+        of a healthy service is no verdict on its response time; a broken one fails every time.
+        """
+        for _ in range(SERVER_ERROR_ATTEMPTS):
+            status, seconds, detail = self.get(host, path)
+            if status is not None and status < 500:
+                break
         ok = status is not None and 200 <= status < 300 and seconds <= limit
         return ProbeResult(f"response time {host}{path}", ok, f"{detail} in {seconds:.3f}s (limit {limit:g}s)", seconds)
