@@ -75,6 +75,13 @@ def _transient(error: BaseException) -> bool:
     return isinstance(error, _TRANSIENT_ERRORS)
 
 
+def is_transient(error: BaseException) -> bool:
+    """Worth another attempt: connection errors, timeouts and the transient API statuses."""
+    if isinstance(error, ApiException):
+        return error.status in TRANSIENT_STATUS
+    return isinstance(error, (ConnectionError, TimeoutError, OSError, urllib3.exceptions.HTTPError))
+
+
 def _retry_after(error: object) -> float | None:
     if not isinstance(error, ApiException):
         return None

@@ -11,11 +11,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import urllib3
-from kubernetes.client.exceptions import ApiException
 from tenacity import retry_if_exception
 
-from delivery.kube.connection import TRANSIENT_STATUS
+from delivery.kube.connection import is_transient
 from delivery.kube.deployments import Deployments
 from delivery.release.bluegreen import BlueGreen
 from delivery.release.canary import CANARY, CanaryRollout
@@ -63,12 +61,6 @@ class RestoreReport:
         return lines + (f" (release record not updated: {self.unrecorded[0]})" if self.unrecorded else "")
 
 
-def _transient(error: BaseException) -> bool:
-    if isinstance(error, ApiException):
-        return error.status in TRANSIENT_STATUS
-    return isinstance(error, (ConnectionError, TimeoutError, OSError, urllib3.exceptions.HTTPError))
-
-
 class Restorer:
     """Puts production back as a release record says it was."""
 
@@ -111,7 +103,7 @@ class Restorer:
 
     def _with_retries(self, record: ReleaseRecord, entry: ServiceRecord) -> ServiceRestore:
         started = time.perf_counter()
-        policy = retrying(attempts=self.attempts, retry=retry_if_exception(_transient), backoff=RESTORE_BACKOFF_SECONDS,
+        policy = retrying(attempts=self.attempts, retry=retry_if_exception(is_transient), backoff=RESTORE_BACKOFF_SECONDS,
                           max_backoff=RESTORE_MAX_BACKOFF_SECONDS)
         try:
             action, changed = policy(self._restore_one, record, entry)

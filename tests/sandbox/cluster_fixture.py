@@ -21,6 +21,7 @@ from delivery.sandbox.apiserver import ApiFaults, build_api_app
 from delivery.sandbox.behavior import BehaviorBook
 from delivery.sandbox.controllers import ClusterControllers
 from delivery.sandbox.store import ObjectStore
+from tests import waiting
 
 T = TypeVar("T")
 STARTUP_TIMEOUT_SECONDS = 10.0
@@ -93,15 +94,8 @@ def running_cluster(directory: Path, ready_delay_seconds: float = 0.05, *, histo
 
 
 def wait_until(condition: Callable[[], T], timeout: float = ROLLOUT_TIMEOUT_SECONDS, what: str = "condition") -> T:
-    """Poll `condition` until it returns something truthy; fail the test after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.02)
+    """Poll `condition` until it returns something truthy; fail the test after `timeout` (tests/waiting.py's wait)."""
+    return waiting.wait_until(condition, timeout, what, interval=0.02)
 
 
 def deployment_manifest(name: str, image: str, replicas: int = 3, labels: dict[str, str] | None = None,

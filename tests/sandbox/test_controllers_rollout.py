@@ -147,7 +147,7 @@ def test_a_rollout_that_completed_long_ago_does_not_time_out_the_next_one(apps: 
     # let the deadline (1 s, counted from the end of the second the condition was stamped with) pass by a second,
     # counted from the condition itself rather than from when this test saw the rollout end
     stamped = wait_until(completed, what="v2's NewReplicaSetAvailable condition").last_update_time.timestamp()
-    time.sleep(max(0.0, stamped + 1 + 1 + 1 - time.time()))
+    wait_until(lambda: time.time() > stamped + 1 + 1 + 1, what="the deadline to lie a second in the past")
     template = client.ApiClient().sanitize_for_serialization(replica_sets(apps, "trip")["1"].spec.template)
     del template["metadata"]["labels"]["pod-template-hash"]
     before = apps.list_namespaced_deployment(NS).metadata.resource_version
