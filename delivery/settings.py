@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     heartbeat_seconds: int = Field(default=30, ge=30)  # PREFECT_FLOWS_HEARTBEAT_FREQUENCY of release runs (Prefect's minimum)
     zombie_after_seconds: float = Field(default=90, gt=30)  # no heartbeat this long: the run's worker or node is gone
     release_lock_lease_seconds: float = Field(default=60, ge=60)  # a dead holder's slot frees this long after its last renewal (Prefect's minimum)
+    release_lock_check_seconds: float = Field(default=10, gt=0)  # how often a release renews its lock's lease and checks it still holds it
 
     def load_policy(self) -> Policy:
         return load_policy(self.policy)

@@ -27,6 +27,7 @@ from delivery.release.state import ProductionOutcome, ReleaseFailed, ReleasePlan
 from flows.approval import resume_after_timeout
 from tasks.canary import analyse_interval, deploy_canary, promote_canary, set_canary_weight
 from tasks.records import audit
+from tasks.release_record import ensure_lock_held
 
 
 class CanaryDecision(RunInput):
@@ -96,6 +97,7 @@ def walk_steps(run: CanaryRun, progress) -> None:
 def analyse(run: CanaryRun, action: Analyse) -> str:
     """One interval: read the evidence, judge it; 'continue' or 'promote' (a person's choice), raises ReleaseFailed."""
     evidence = analyse_interval(run.service, run.live, action.number)
+    ensure_lock_held()
     verdict = run.judge.judge(evidence)
     run.intervals, run.failed_checks = action.number, verdict.failed_checks
     run.rows += [{"interval": action.number, "weight": action.step.weight, **row} for row in verdict.rows]

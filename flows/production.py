@@ -7,6 +7,7 @@ service back (flows/release.py), so this runbook never has to undo anything itse
 from __future__ import annotations
 
 from prefect.futures import PrefectFuture, as_completed
+from prefect.runtime import flow_run
 
 from delivery.release.plan import batches
 from delivery.release.runtime import runtime
@@ -14,7 +15,7 @@ from delivery.release.state import ProductionOutcome, ReleaseFailed, ReleasePlan
 from delivery.release.watch import STOP_SIGNALS
 from tasks.bluegreen import deploy_idle_color, switch_traffic, validate_idle_color, wait_color_available
 from tasks.records import audit
-from tasks.release_record import record_phase
+from tasks.release_record import ensure_lock_held, record_phase
 from tasks.watching import watch_service
 
 
@@ -28,7 +29,7 @@ def release_blue_green(plan: ReleasePlan, record: str, initiator: str, outcome: 
                 switch = switch_traffic(service, colors[service], record)
                 outcome.switches.append(switch)
                 audit(event="traffic_switched", actor=initiator, release=plan.tag, details=switch.model_dump())
-            watch_batch(batch, colors, plan.tag, record, f"{record}-batch-{'-'.join(batch)}", outcome)
+            watch_batch(batch, colors, plan.tag, record, f"{flow_run.id}-batch-{'-'.join(batch)}", outcome)
 
 
 def prepare_idle_colors(batch: list[str], plan: ReleasePlan, record: str) -> dict[str, str]:
@@ -56,7 +57,7 @@ def first_failure(service: str, chain: list[PrefectFuture]) -> str | None:
 
 
 def watch_batch(batch: list[str], colors: dict[str, str], tag: str, record: str, stop: str, outcome: ProductionOutcome) -> None:
-    """Watch the batch's services at once; the first failed watch stops the others and raises at once."""
+    """Watch the batch's services at once; the first failed watch (or a lost lock) stops the others and raises at once."""
     futures = [watch_service.submit("production", s, f"{s}-{colors[s]}", colors[s], tag, stop) for s in batch]
     try:
         for future in as_completed(futures):
@@ -67,6 +68,7 @@ def watch_batch(batch: list[str], colors: dict[str, str], tag: str, record: str,
             if not watch.passed:
                 raise ReleaseFailed(f"{watch.service} watch failed: {watch.reason}")
             record_phase(record, watch.service, "watched")
+        ensure_lock_held()  # watches stopped because the lock was lost end the release here
     finally:
         STOP_SIGNALS.get(stop).set()  # on any exit, no watch of this batch goes on
         STOP_SIGNALS.forget(stop)

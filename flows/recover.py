@@ -36,6 +36,8 @@ def recover(tag: str = "", crashed_flow_run: str = "", initiator: str = "automat
     """
     log = get_run_logger()
     records = runtime().records.find(tag or None, crashed_flow_run or None)
+    if crashed_flow_run and run_state(crashed_flow_run) not in ALIVE:
+        free_locks_of(crashed_flow_run)  # also when it restored on its way out but died before freeing the lock
     if not records:
         log.info("no unfinished release record for %s: nothing to recover", tag or crashed_flow_run or "any release")
         return {"recovered": []}
@@ -53,6 +55,13 @@ def recover(tag: str = "", crashed_flow_run: str = "", initiator: str = "automat
     if skipped and not recovered:
         return Failed(message="not recovered: " + "; ".join(skipped))
     return {"recovered": recovered, "skipped": skipped}
+
+
+def free_locks_of(flow_run_id: str) -> None:
+    """Free the release lock slots an ended run's records name (a slot already freed is a no-op)."""
+    for record in runtime().records.all():
+        if record.flow_run_id == flow_run_id and record.lock_lease:
+            free_lock(record.lock_lease)
 
 
 def recover_record(record: ReleaseRecord, state: str | None, initiator: str) -> dict:

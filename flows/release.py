@@ -82,8 +82,10 @@ def release(
         except BaseException as error:  # every way out but "released" restores production (issue 10)
             why = str(error) if isinstance(error, ReleaseFailed) else f"{type(error).__name__}: {error}"
             production.restore = restore_production(record, why, initiator)
-            if not isinstance(error, Exception):
-                raise  # a cancel or a kill: restored first, then the run ends as Prefect says
+            if not isinstance(error, Exception):  # a cancel or a kill: restored first, then the run ends as Prefect says
+                ended = {"outcome": f"stopped ({type(error).__name__})", "detail": production.restore.summary()}
+                audit(event="deployment_failed", actor=initiator, release=tag, details=ended)
+                raise
             return finish(tag, "rolled back", f"{why}; {production.restore.summary()}", plan, production, started, initiator)
         close_release_record(record, "released", "every service released and watched")
         if strategy == "blue-green":

@@ -8,8 +8,9 @@ from prefect.futures import as_completed
 from prefect.runtime import flow_run
 
 from delivery.release.runtime import runtime
-from delivery.release.state import CheckRow, ReleasePlan
+from delivery.release.state import CheckRow, ReleaseFailed, ReleasePlan
 from delivery.release.watch import STOP_SIGNALS
+from tasks.release_record import ensure_lock_held
 from tasks.staging import StagingFailed, roll_out_staging, undo_staging, validate_staging
 from tasks.watching import watch_service
 
@@ -43,13 +44,17 @@ def release_to_staging(plan: ReleasePlan) -> StagingOutcome:
 
 def watch_staging(plan: ReleasePlan) -> str | None:
     """Every service's staging watch at once; the first failure stops the others and is returned at once."""
-    stop = f"staging-{flow_run.id}"
+    stop = f"{flow_run.id}-staging"
     futures = [watch_service.submit("staging", s, s, ".*", plan.tag, stop) for s in plan.services]
     try:
         for future in as_completed(futures):
             watch = future.result()
             if not watch.passed and not watch.cancelled:  # a cancelled one was stopped by the one that failed
                 return f"{watch.service} staging watch failed: {watch.reason}"
+        try:
+            ensure_lock_held()  # watches stopped because the lock was lost end the release here
+        except ReleaseFailed as lost:
+            return str(lost)
         return None
     finally:
         STOP_SIGNALS.get(stop).set()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect import get_client, get_run_logger, task
 from prefect.runtime import flow_run
 
+from delivery.release.lock_guard import LOCK_GUARDS
 from delivery.release.record import Phase, ServiceRecord, State, new_record, record_name
 from delivery.release.restore import RestoreReport, ServiceRestore
 from delivery.release.retrying import CLUSTER_STEP, LOCAL_STEP
@@ -52,7 +53,14 @@ def open_release_record(plan: ReleasePlan, strategy: str, initiator: str, lock_l
 
 @task(name="record phase", task_run_name="record {service}: {phase}", retry_condition_fn=transient_only, **CLUSTER_STEP)
 def record_phase(record: str, service: str, phase: Phase) -> None:
+    """Write the step about to happen; refused once this run lost the release lock."""
+    ensure_lock_held()
     runtime().records.mark(record, service, phase)
+
+
+def ensure_lock_held() -> None:
+    """Raise ReleaseFailed when this run's release lock was lost (flows/locking.py's guard noticed)."""
+    LOCK_GUARDS.ensure_held(str(flow_run.id))
 
 
 @task(name="close release record", task_run_name="close release record: {state}", retry_condition_fn=transient_only, **CLUSTER_STEP)

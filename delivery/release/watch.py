@@ -173,5 +173,12 @@ class StopSignals:
         with self._lock:
             self._events.pop(name, None)
 
+    def stop_prefixed(self, prefix: str) -> None:
+        """Set every signal whose name starts with `prefix` (a run's flow run id: all of that run's watches)."""
+        with self._lock:
+            events = [event for name, event in self._events.items() if name.startswith(prefix)]
+        for event in events:
+            event.set()
+
 
 STOP_SIGNALS = StopSignals()

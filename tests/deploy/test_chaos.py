@@ -7,6 +7,7 @@ restored from the release record, the lock free, the crash and the restore audit
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -81,8 +82,6 @@ class ChaosStack:
 
     def audit(self) -> list[dict]:
         path = self.work / "audit.jsonl"
-        import json
-
         return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
@@ -179,13 +178,18 @@ def kill_flow_run(flow_run_id: str) -> None:
 
 
 def assert_recovered(chaos: ChaosStack, flow_run_id: str, alerts_before: int) -> ReleaseRecord:
-    """Every service on one version matching the finished record, the lock free, audited, alerted, chain intact."""
-    record = wait_for_record(chaos, flow_run_id, lambda r: not r.unfinished, "the record to be recovered")
+    """Restored by the recover flow: the crash and the recovery audited, and all `assert_restored` checks."""
     recovered = wait_until(lambda: [e for e in chaos.audit() if e["event"] == "deployment_recovered"
                                     and e["details"]["flow_run"] == flow_run_id], RECOVERY_BOUND, "deployment_recovered")
     assert recovered[0]["details"]["complete"], recovered
     crashed = [e for e in chaos.audit() if e["event"] == "deployment_crashed" and e["details"]["flow_run"] == flow_run_id]
     assert crashed, "the crash is not audited"
+    return assert_restored(chaos, flow_run_id, alerts_before)
+
+
+def assert_restored(chaos: ChaosStack, flow_run_id: str, alerts_before: int) -> ReleaseRecord:
+    """Every service on one version matching the finished record, the lock free, audited, alerted, chain intact."""
+    record = wait_for_record(chaos, flow_run_id, lambda r: not r.unfinished, "the record to be finished")
     connection = connect(str(chaos.kubeconfig))
     deployments, routing = Deployments(connection), Routing(connection)
     for entry in record.services.values():
@@ -202,8 +206,8 @@ def assert_recovered(chaos: ChaosStack, flow_run_id: str, alerts_before: int) ->
     untouched = {s for s in record.changed if record.services[s].detail.startswith("already on")}  # killed before its patch
     assert executed == set(record.changed) - untouched, f"rollback_executed for {executed}, changed {record.changed}"
     wait_until(lambda: len(chaos.alerts) > alerts_before, 60, "the alert")
-    limit = chaos.api.http.get("/v2/concurrency_limits/production-release").json()
-    assert limit["active_slots"] == 0, limit
+    free = lambda: chaos.api.http.get("/v2/concurrency_limits/production-release").json()["active_slots"] == 0  # noqa: E731
+    wait_until(free, 60, "the release lock to be free")  # freed by the run on its way out, or by recover
     assert verify(chaos.work / "audit.jsonl").intact
     return record
 
@@ -274,3 +278,18 @@ def test_killed_during_the_approval_pause(chaos):
     kill_flow_run(run)
     record = assert_recovered(chaos, run, before)
     assert record.state == "stopped" and not record.changed
+
+
+def test_cancelled_from_the_ui_after_both_switches(chaos):
+    """Cancel, as the UI's button does: the run restores on its way out, or the Cancelled automation's recover does."""
+    before = len(chaos.alerts)
+    run = start_release(chaos, "v1.3.0")
+    approve(chaos, run)
+    wait_for_record(chaos, run, lambda r: all(r.services[s].phase == "switched" for s in PAIR), "both switched, watching")
+    chaos.api.http.post(f"/flow_runs/{run}/set_state", json={"state": {"type": "CANCELLING", "name": "Cancelling"}}).raise_for_status()
+    record = assert_restored(chaos, run, before)
+    assert record.state == "restored" and set(record.changed) == set(PAIR)
+    wait_until(lambda: chaos.api.flow_run(run)["state"]["type"] == "CANCELLED", 60, "the run to end Cancelled")
+    ended = [e for e in chaos.audit() if (e["event"] == "deployment_failed" and e["details"]["flow_run_id"] == run)
+             or (e["event"] == "deployment_recovered" and e["details"]["flow_run"] == run)]
+    assert ended, "how the cancelled release ended is not audited"

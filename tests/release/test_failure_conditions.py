@@ -4,6 +4,7 @@ production half released, and never let a release pass unwatched."""
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from tests.release.conftest import audit_events, audit_records, digest_image, live, release_run, set_fault
 from tests.waiting import wait_until
@@ -40,21 +41,29 @@ def selector_patches(sandbox, service: str) -> int:
     )
 
 
-def test_a_flaky_kubernetes_api_never_leaves_production_half_released(prefect_api, sandbox, cluster, tmp_path):
+@pytest.mark.parametrize("bad", [None, "user-service"], ids=["completes", "restores"])
+def test_a_flaky_kubernetes_api_never_leaves_production_half_released(prefect_api, sandbox, cluster, tmp_path, bad):
     httpx.delete(f"{sandbox.control}/requests").raise_for_status()
     set_fault(sandbox, api_error_percent=10, api_throttle_percent=10)  # 20% of resource requests answer 500 or 429
     run = release_run("v1.2.0", initiator="demo-dev")
     approve_both(prefect_api, run)
+    if bad:  # once it serves production, the version turns bad: the restore must also get through the faults
+        wait_for_event(tmp_path, "traffic_switched", run)
+        set_fault(sandbox, versions={f"{bad}:v1.2.0": {"error_rate_percent": 60}})
     state = run.join(600)
     httpx.delete(f"{sandbox.control}/faults").raise_for_status()
 
     assert state.is_completed() or state.is_failed(), f"{state.type}: {state.message}"
     restored = not state.is_completed()
+    assert restored or not bad, state.message
     released = {s: ("blue", BASE_IMAGE.format(service=s)) if restored else ("green", digest_image(s, "v1.2.0")) for s in ALL}
     assert {s: live(cluster, s) for s in ALL} == released, state.message
-    needed = 1 + restored  # the switch, and the switch back when restored
+    switched = {r["details"]["service"] for r in audit_records(tmp_path) if r["event"] == "traffic_switched"}
+    back = {r["details"]["service"] for r in audit_records(tmp_path) if r["event"] == "rollback_executed"}
+    assert back == (switched if restored else set()), (switched, back)
     patches = {s: selector_patches(sandbox, s) for s in ALL}
-    assert all(count <= needed for count in patches.values()), (patches, state.message)
+    needed = {s: (s in switched) * (1 + restored) for s in ALL}  # the switch, and the switch back when restored
+    assert patches == needed, (patches, state.message)
 
 
 def test_prometheus_going_down_during_the_watch_rolls_back(prefect_api, sandbox, cluster, tmp_path):

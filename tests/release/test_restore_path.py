@@ -205,3 +205,18 @@ def pause_other_than(prefect_api, flow_run_id: str, answered: str | None) -> str
     if run["state"]["type"] == "PAUSED" and details.get("run_input_keyset") and details.get("pause_key") != answered:
         return details["pause_key"]
     return None
+
+
+@pytest.mark.parametrize("policy_changes", [{"environments": {"production": {"watch": "120s"}}}])
+def test_a_lost_lock_stops_the_watches_and_restores_production(prefect_api, sandbox, cluster, tmp_path, policy_changes, monkeypatch):
+    monkeypatch.setenv("TRIPGEN_RELEASE_LOCK_CHECK_SECONDS", "0.5")
+    run = release_run("v1.2.0", services=PAIR, initiator="demo-dev")
+    approve_twice(prefect_api, run)
+    wait_until(lambda: len(events(tmp_path, "traffic_switched")) == 2, 120, "both switches", invariant=lambda: run.thread.is_alive())
+    lease = ReleaseRecords(JsonConfigMaps(connect(os.environ["TRIPGEN_KUBECONFIG"]), "production")).unfinished()[0].lock_lease
+    prefect_api.http.post("/v2/concurrency_limits/decrement-with-lease", json={"lease_id": lease}).raise_for_status()  # revoked
+    state = run.join(60)  # the 120 s watches do not run out: the lost lock stops them
+    assert "the release lock was lost (the server no longer has its lease" in state.message, state.message
+    assert_restored(cluster, tmp_path, prefect_api, run, PAIR, state)
+    assert {r["details"]["service"] for r in events(tmp_path, "rollback_executed")} == set(PAIR)
+    assert not events(tmp_path, "watch_failed")  # nothing was wrong with the versions
