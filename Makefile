@@ -19,7 +19,7 @@ demo: $(STAMP)
 
 ## test: run the whole test suite
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest -n 2 --dist loadfile $(ARGS)
+	$(VENV)/bin/python -m pytest -n 3 --dist loadfile $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache
