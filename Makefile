@@ -2,6 +2,10 @@
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
+# checkov (tests/gitops) pins dependencies the project's own would conflict with: it gets a venv of its own
+TOOLS_VENV := .venv-tools
+TOOLS_STAMP := $(TOOLS_VENV)/.installed
+CHECKOV := checkov>=3.2,<4
 
 .PHONY: demo test venv clean
 
@@ -11,15 +15,21 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-venv: $(STAMP)
+$(TOOLS_STAMP): Makefile
+	test -x $(TOOLS_VENV)/bin/python || $(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(TOOLS_VENV)/bin/python -m pip install --quiet '$(CHECKOV)'
+	touch $(TOOLS_STAMP)
+
+venv: $(STAMP) $(TOOLS_STAMP)
 
 ## demo: the main job, a full release on the sandbox cluster and a local Prefect server
 demo: $(STAMP)
 	$(VENV)/bin/tripgen-release demo $(ARGS)
 
 ## test: run the whole test suite
-test: $(STAMP)
+test: $(STAMP) $(TOOLS_STAMP)
 	$(VENV)/bin/python -m pytest -n 3 --dist loadfile $(ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) $(TOOLS_VENV) .pytest_cache

@@ -53,13 +53,15 @@ cli.add_command(deployments)
 @click.option("--state-dir", default=".sandbox", show_default=True, type=click.Path(file_okay=False), help="Logs, SQLite, kubeconfig, audit log.")
 @click.option("--keep", is_flag=True, help="Leave the Prefect server, sandbox and flow server running afterwards.")
 @click.option("--strategy", type=click.Choice(["blue-green", "canary"]), default="blue-green", show_default=True)
-def demo(policy_file: str, state_dir: str, keep: bool, strategy: str) -> None:
+@click.option("--mode", type=click.Choice(["direct", "gitops"]), default="direct", show_default=True,
+              help="gitops: each production change is a commit to a local manifests repository that the sandbox's ArgoCD syncs.")
+def demo(policy_file: str, state_dir: str, keep: bool, strategy: str, mode: str) -> None:
     """Run full releases on the sandbox: v1.2.0 goes live after two approvals, v1.3.0-faulty is rolled back."""
     from pathlib import Path
 
     from delivery.demo import run_demo
 
-    run_demo(Path(policy_file), Path(state_dir), keep, ("v1.2.0", "v1.3.0-faulty"), strategy)
+    run_demo(Path(policy_file), Path(state_dir), keep, ("v1.2.0", "v1.3.0-faulty"), strategy, mode)
 
 
 @cli.command("rollback")

@@ -17,6 +17,7 @@ import click
 import httpx
 
 from delivery.audit import verify
+from delivery.demo_gitops import gitops_policy, install_argocd_application, manifests_repository, print_gitops
 from delivery.kube import Deployments, Routing, connect
 from delivery.policy.loader import load_policy
 from delivery.prefect_rest import PrefectRest
@@ -183,16 +184,22 @@ def print_cluster(state: Path, policy_path: Path, endpoints: Endpoints, tags: tu
         click.echo(f"  {row.line(tag_of.get((row.image or '').rpartition('@')[2], '?'))}")
 
 
-def run_demo(policy: Path, state: Path, keep: bool, tags: tuple[str, str], strategy: str) -> None:
-    """The whole demo; leaves everything running with `keep`."""
+def run_demo(policy: Path, state: Path, keep: bool, tags: tuple[str, str], strategy: str, mode: str = "direct") -> None:
+    """The whole demo; leaves everything running with `keep`. `mode` gitops releases through commits ArgoCD syncs."""
+    state = state.resolve()
     state.mkdir(parents=True, exist_ok=True)
     procs = Processes()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRIPGEN_")}
     started = time.monotonic()
+    repository = manifests_repository(state) if mode == "gitops" else None
+    if repository:
+        policy = gitops_policy(policy, repository, state)
     try:
         api_url = prefect_server(procs, state, env)
         endpoints = start_sandbox(procs, state, policy, env)
-        worker_env = release_env(env, api_url, endpoints, state, policy)
+        if repository:
+            install_argocd_application(endpoints, state / "cluster" / "kubeconfig", repository)
+        worker_env = {**release_env(env, api_url, endpoints, state, policy), "TRIPGEN_GITOPS_WORKDIR": str(state / "gitops")}
         click.echo("serving the release flow as deployment release/sandbox")
         procs.start("flows", [sys.executable, "-m", "flows.serve", "sandbox"], worker_env, state / "logs")
         api, ui = PrefectRest(api_url), api_url.removesuffix("/api")
@@ -207,6 +214,8 @@ def run_demo(policy: Path, state: Path, keep: bool, tags: tuple[str, str], strat
             for tag in tags:
                 print_outcome(drive_release(api, deployment, tag, strategy, "demo-release-manager", approvers, ui))
         print_cluster(state, policy, endpoints, tags)
+        if repository:
+            print_gitops(state, state / "cluster" / "kubeconfig", repository)
         audit = verify(state / "audit" / "audit.jsonl")
         click.echo(f"\naudit log {state / 'audit' / 'audit.jsonl'}: {audit.records} records, chain {'intact' if audit.intact else 'BROKEN'}")
         click.echo(f"run history: {ui}/runs   (demo took {time.monotonic() - started:.0f}s)")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from delivery.policy.loader import load_policy
@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     heartbeat_seconds: int = Field(default=30, ge=30)  # PREFECT_FLOWS_HEARTBEAT_FREQUENCY of release runs (Prefect's minimum)
     zombie_after_seconds: float = Field(default=90, gt=30)  # no heartbeat this long: the run's worker or node is gone
     release_lock_lease_seconds: float = Field(default=60, ge=60)  # a dead holder's slot frees this long after its last renewal (Prefect's minimum)
+    git_token: SecretStr | None = None  # gitops: the manifests repository's token (an HTTP header, never in a URL)
+    gitops_workdir: Path = Path(".gitops")  # gitops: where the worker keeps its clone of the manifests repository
     release_lock_check_seconds: float = Field(default=10, gt=0)  # how often a release renews its lock's lease and checks it still holds it
 
     def load_policy(self) -> Policy:

@@ -13,6 +13,7 @@ from prefect import flow, get_run_logger
 from prefect.states import Failed
 
 from delivery.approvals import hotfix_auto_approves
+from delivery.gitops.changes import ChangeNote, noted
 from delivery.release.describe import approval_context, service_rows
 from delivery.release.plan import VersionTag
 from delivery.release.runtime import runtime
@@ -26,7 +27,7 @@ from tasks.bluegreen import retire_old_color
 from tasks.gates import run_quality_gates
 from tasks.planning import plan_release
 from tasks.records import audit, publish_summary
-from tasks.release_record import close_release_record, open_release_record, restore_production
+from tasks.release_record import close_release_record, open_release_record, restore_production, run_url
 from tasks.window import next_opening, wait_for_sync_window, window_is_open
 
 
@@ -65,7 +66,7 @@ def release(
     if blocking := [g.summary for g in gates if g.blocks]:
         return finish(tag, "stopped by quality gates", "; ".join(blocking), plan, None, started, initiator)
 
-    with production_release_lock() as lease:
+    with production_release_lock() as lease, noted(ChangeNote(tag, run_url(), log=get_run_logger().info)):
         record = open_release_record(plan, strategy, initiator, lease)
         production = ProductionOutcome()
         try:

@@ -8,7 +8,8 @@ from prefect.futures import as_completed
 from prefect.runtime import flow_run
 
 from delivery.release.runtime import runtime
-from delivery.release.state import CheckRow, ReleaseFailed, ReleasePlan
+from delivery.release.lock_guard import LockLost
+from delivery.release.state import CheckRow, ReleasePlan
 from delivery.release.watch import STOP_SIGNALS
 from tasks.release_record import ensure_lock_held
 from tasks.staging import StagingFailed, roll_out_staging, undo_staging, validate_staging
@@ -53,7 +54,7 @@ def watch_staging(plan: ReleasePlan) -> str | None:
                 return f"{watch.service} staging watch failed: {watch.reason}"
         try:
             ensure_lock_held()  # watches stopped because the lock was lost end the release here
-        except ReleaseFailed as lost:
+        except LockLost as lost:
             return str(lost)
         return None
     finally:

@@ -60,14 +60,15 @@ def switch_traffic(service: str, color: str, record: str) -> SwitchResult:
     """Patch the Service selector to the new color (recorded first), and time it; no patch when it already selects it."""
     rt = runtime()
     entry = rt.records.mark(record, service, "switching").services[service]
+    commit = None
     if rt.blue_green.live_color(service) != color:
         switch = rt.blue_green.switch(service, color)
-        seconds = switch.seconds
+        seconds, commit = switch.seconds, rt.gitops.last_commit() if rt.gitops else None
     else:
         seconds = 0.0
     rt.records.mark(record, service, "switched")
     get_run_logger().info("%s: traffic %s -> %s in %.3fs", service, entry.previous_color, color, seconds)
-    return SwitchResult(service=service, from_color=entry.previous_color, to_color=color, seconds=seconds)
+    return SwitchResult(service=service, from_color=entry.previous_color, to_color=color, seconds=seconds, commit=commit)
 
 
 @task(name="retire old color", task_run_name="retire {service}-{color}", retry_condition_fn=transient_only, **CLUSTER_STEP)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect import get_client, get_run_logger, task
 from prefect.runtime import flow_run
 
+from delivery.gitops.changes import ChangeNote, noted
 from delivery.release.lock_guard import LOCK_GUARDS
 from delivery.release.record import Phase, ServiceRecord, State, new_record, record_name
 from delivery.release.restore import RestoreReport, ServiceRestore
@@ -16,6 +17,11 @@ from tasks.retry import transient_only
 
 
 ALIVE = {"SCHEDULED", "PENDING", "RUNNING", "PAUSED", "CANCELLING"}
+
+
+def run_url() -> str:
+    """This flow run's page in the Prefect UI (its id when no UI URL is configured)."""
+    return flow_run.ui_url or f"flow run {flow_run.id}"
 
 
 def run_state(flow_run_id: str) -> str | None:
@@ -54,12 +60,11 @@ def open_release_record(plan: ReleasePlan, strategy: str, initiator: str, lock_l
 @task(name="record phase", task_run_name="record {service}: {phase}", retry_condition_fn=transient_only, **CLUSTER_STEP)
 def record_phase(record: str, service: str, phase: Phase) -> None:
     """Write the step about to happen; refused once this run lost the release lock."""
-    ensure_lock_held()
     runtime().records.mark(record, service, phase)
 
 
 def ensure_lock_held() -> None:
-    """Raise ReleaseFailed when this run's release lock was lost (flows/locking.py's guard noticed)."""
+    """Raise LockLost when this run's release lock was lost (flows/locking.py's guard noticed)."""
     LOCK_GUARDS.ensure_held(str(flow_run.id))
 
 
@@ -85,11 +90,13 @@ def restore_production(record: str, reason: str, actor: str, crashed_run: str | 
             log.info("%s: %s", step.service, step.action)
             return
         event = "rollback_executed" if step.restored else "rollback_failed"
+        commit = {"commit": rt.gitops.last_commit()} if rt.gitops else {}  # the revert commit, in gitops mode
         rt.audit.append(event, actor, found.tag, flow_run_id=str(flow_run.id), service=step.service, action=step.action,
-                        seconds=step.seconds, reason=reason, record=record, **extra)
+                        seconds=step.seconds, reason=reason, record=record, **extra, **commit)
         (log.warning if step.restored else log.error)("%s: %s", step.service, step.action)
 
-    report = rt.restorer.restore(found, on_restored=audited)
+    with noted(ChangeNote(found.tag, run_url(), restoring=True, log=log.info)):  # gitops: revert commits
+        report = rt.restorer.restore(found, on_restored=audited)
     if report.services:
         numbers = {"reason": reason, "restored": report.summary(), "record": record}
         if report.complete:

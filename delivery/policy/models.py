@@ -6,7 +6,7 @@ import re
 from datetime import timedelta
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from delivery.policy.default_queries import DEFAULT_QUERIES
 from delivery.units import Duration, parse_duration
@@ -364,6 +364,24 @@ class SyncWindow(Strict):
     applications: list[str] = ["tripgen-prod"]
 
 
+class Delivery(Strict):
+    """How production changes reach the cluster (R-GITOPS): `direct` API calls, or `gitops` commits ArgoCD syncs."""
+
+    mode: Literal["direct", "gitops"] = "direct"
+    repository: str | None = None  # the manifests repository's URL (a local path in the sandbox)
+    branch: str = "main"
+    path: str = "environments/production"
+    application: str = "tripgen-prod"
+    application_namespace: str = "argocd-system"
+    sync_timeout: PositiveDuration = _d("5m")  # per commit, not counting time behind a closed ArgoCD sync window
+
+    @model_validator(mode="after")
+    def _gitops_names_its_repository(self) -> Delivery:
+        if self.mode == "gitops" and not self.repository:
+            raise ValueError("delivery.mode gitops needs delivery.repository (the manifests repository's URL)")
+        return self
+
+
 # --- alerting and KPIs (R-ALERT, R-KPI) -----------------------------------------------
 
 Channel = Literal["pagerduty", "sms", "slack", "email", "teams"]
@@ -459,6 +477,7 @@ class Policy(Strict):
     canary: Canary = Canary()
     approvals: Approvals = Approvals()
     sync_window: SyncWindow = SyncWindow()
+    delivery: Delivery = Delivery()
     alerting: dict[Literal["critical", "high", "medium", "low"], AlertRoute] = Field(default_factory=_default_routes)
     kpi: Kpi = Kpi()
     compliance: Compliance = Compliance()

@@ -25,6 +25,7 @@ def summarize(policy: Policy) -> list[tuple[str, str]]:
         ("canary", _canary(policy)),
         ("approvals", _approvals(policy)),
         ("sync window", describe_window(policy.sync_window)),
+        ("delivery", _delivery(policy)),
         ("alerting", _alerting(policy)),
         ("kpi", _kpi(policy)),
         ("metrics", f"Prometheus {policy.prometheus.url}; templates {', '.join(sorted(policy.metric_templates))}"),
@@ -46,6 +47,14 @@ def _services(p: Policy) -> str:
         f"memory {first.resources.requests.memory}/{first.resources.limits.memory}"
     )
     return f"{names} from {p.registry} ({shape})"
+
+
+def _delivery(p: Policy) -> str:
+    d = p.delivery
+    if d.mode == "direct":
+        return "direct: production changes go to the cluster API"
+    return (f"gitops: a commit per production change to {d.repository} ({d.branch}, {d.path}), each awaited on "
+            f"ArgoCD application {d.application_namespace}/{d.application} (at most {fd(d.sync_timeout)} per commit)")
 
 
 def _cluster(p: Policy) -> str:

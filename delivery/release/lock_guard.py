@@ -11,7 +11,10 @@ import threading
 import time
 from collections.abc import Callable
 
-from delivery.release.state import ReleaseFailed
+
+
+class LockLost(RuntimeError):
+    """This run no longer holds the release lock: it must not change production, only restore it."""
 
 
 class LockGuard:
@@ -36,9 +39,9 @@ class LockGuard:
             self._thread.join(timeout=self._check_seconds + 5)
 
     def ensure_held(self) -> None:
-        """Raise ReleaseFailed, naming why, once the lock is lost."""
+        """Raise LockLost, naming why, once the lock is lost."""
         if self.lost_because:
-            raise ReleaseFailed(f"the release lock was lost ({self.lost_because}): another release may change production")
+            raise LockLost(f"the release lock was lost ({self.lost_because}): another release may change production")
 
     def _keep(self) -> None:
         renewed = time.monotonic()

@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from delivery.kube.configmaps import JsonConfigMaps
+from delivery.release.lock_guard import LOCK_GUARDS
 
 Phase = Literal["planned", "deploying", "deployed", "switching", "switched", "watched",
                 "canary", "promoting", "promoted", "restored", "retired"]
@@ -130,9 +131,14 @@ class ReleaseRecords:
         return [r for r in self.unfinished() if tag in (None, r.tag) and flow_run_id in (None, r.flow_run_id)]
 
     def mark(self, name: str, service: str, phase: Phase, **fields: object) -> ReleaseRecord:
-        """Set one service's phase (and fields); the first move of its traffic appends it to `changed`."""
+        """Set one service's phase (and fields); the first move of its traffic appends it to `changed`.
+
+        Refused (LockLost) when the run that owns the record lost the release lock, except a restore's own marks.
+        """
 
         def change(record: ReleaseRecord) -> ReleaseRecord:
+            if phase != "restored":
+                LOCK_GUARDS.ensure_held(record.flow_run_id)
             entry = record.services[service].model_copy(update={"phase": phase, **fields})
             record.services[service] = ServiceRecord.model_validate(entry.model_dump())
             if phase in TRAFFIC_MOVED and service not in record.changed:

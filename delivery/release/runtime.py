@@ -8,6 +8,9 @@ from functools import cached_property
 import httpx
 
 from delivery.audit import AuditLog
+from delivery.gitops.argocd import ApplicationWaiter
+from delivery.gitops.changes import GitOpsDeployments, GitOpsRouting, GitOpsWriter
+from delivery.gitops.repository import ManifestsRepository
 from delivery.kube import Deployments, Diagnostics, KubeConnection, Routing, connect
 from delivery.kube.aks import connect_aks
 from delivery.kube.configmaps import JsonConfigMaps
@@ -43,11 +46,29 @@ class Runtime:
 
     @cached_property
     def deployments(self) -> Deployments:
-        return Deployments(self.kube)
+        """Production writes as commits in gitops mode (delivery.mode), else straight to the API."""
+        return GitOpsDeployments(self.kube, self.gitops, self.production) if self.gitops else Deployments(self.kube)
 
     @cached_property
     def routing(self) -> Routing:
-        return Routing(self.kube)
+        return GitOpsRouting(self.kube, self.gitops, self.production) if self.gitops else Routing(self.kube)
+
+    @cached_property
+    def production(self) -> str:
+        return self.policy.environments["production"].namespace
+
+    @cached_property
+    def gitops(self) -> GitOpsWriter | None:
+        """The writer that commits production changes to the manifests repository, when the policy says gitops."""
+        delivery = self.policy.delivery
+        if delivery.mode != "gitops":
+            return None
+        token = self.settings.git_token.get_secret_value() if self.settings.git_token else None
+        workdir = self.settings.gitops_workdir / delivery.application
+        repo = ManifestsRepository(delivery.repository, delivery.branch, workdir, token)
+        waiter = ApplicationWaiter(self.kube, delivery.application_namespace, delivery.application,
+                                   delivery.sync_timeout.total_seconds())
+        return GitOpsWriter(repo, delivery.path, waiter)
 
     @cached_property
     def diagnostics(self) -> Diagnostics:

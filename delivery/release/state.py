@@ -55,6 +55,7 @@ class SwitchResult(BaseModel):
     from_color: str | None
     to_color: str
     seconds: float
+    commit: str | None = None  # gitops: the manifests repository commit that made the switch
 
 
 class WatchResult(BaseModel):

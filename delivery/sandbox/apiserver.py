@@ -540,14 +540,18 @@ class KubernetesApi:
     # --- subresources ------------------------------------------------------------------------
 
     async def _scale(self, target: Target, request: Request) -> Response:
-        obj = self._existing(target)
+        """Read or set replicas; the object is read after the body arrives, so a controller's update meanwhile
+        cannot turn a request without a resourceVersion into a conflict (the API server retries those too)."""
         if request.method == "GET":
-            return _json(_scale_of(obj))
+            return _json(_scale_of(self._existing(target)))
         if request.method == "PUT":
             scale = await self._body(request)
+            obj = self._existing(target)
         elif request.method == "PATCH":
             content_type = request.headers.get("content-type", "").split(";")[0].strip()
-            scale = patch_object(target.rtype, _scale_of(obj), await request.body(), content_type)
+            body = await request.body()
+            obj = self._existing(target)
+            scale = patch_object(target.rtype, _scale_of(obj), body, content_type)
         else:
             raise method_not_allowed()
         replicas = scale.get("spec", {}).get("replicas") if isinstance(scale, dict) else None

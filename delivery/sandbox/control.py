@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Literal
 
 from pydantic import Field, ValidationError
@@ -15,6 +16,7 @@ from starlette.routing import Route
 
 from delivery.policy.models import Percent, Strict
 from delivery.sandbox.apiserver import ApiFaults, ApiRefusal, RequestLog
+from delivery.sandbox.argocd import AdjustableClock
 from delivery.sandbox.behavior import BehaviorBook
 from delivery.sandbox.telemetry import EXPOSITION_CONTENT_TYPE
 
@@ -81,15 +83,20 @@ class Faults(ApiFaults):
         }
 
 
+class ClockRequest(Strict):
+    at: datetime  # where the sandbox ArgoCD's clock jumps to (time flows on from there)
+
+
 def build_control_app(
     faults: Faults,
     behaviors: BehaviorBook,
     render_metrics: Callable[[], bytes],
     set_load: Callable[[float], None],
     requests: RequestLog,
+    argocd_clock: AdjustableClock | None = None,
 ) -> Starlette:
     """The control API; the API server, gateway and Prometheus API read the same `faults` object, and
-    the API server writes the `requests` log."""
+    the API server writes the `requests` log. `PUT /argocd/clock` moves the ArgoCD controller's clock (sync windows)."""
 
     async def get_faults(request: Request) -> Response:
         return JSONResponse(faults.as_json())
@@ -156,6 +163,15 @@ def build_control_app(
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
+    async def put_argocd_clock(request: Request) -> Response:
+        change = await _parse(request, ClockRequest)
+        if isinstance(change, Response):
+            return change
+        if argocd_clock is None:
+            return JSONResponse({"error": "this sandbox's ArgoCD clock is the wall clock"}, status_code=409)
+        argocd_clock.jump_to(change.at)
+        return JSONResponse({"now": argocd_clock().isoformat()})
+
     return Starlette(
         routes=[
             Route("/healthz", healthz),
@@ -167,6 +183,7 @@ def build_control_app(
             Route("/load", put_load, methods=["PUT"]),
             Route("/requests", get_requests, methods=["GET"]),
             Route("/requests", clear_requests, methods=["DELETE"]),
+            Route("/argocd/clock", put_argocd_clock, methods=["PUT"]),
         ]
     )
 

@@ -269,6 +269,10 @@ DEFAULT_RESOURCES: tuple[ResourceType, ...] = (
                           AGE, *_WORKLOAD_WIDE)),
     ResourceType("coordination.k8s.io", _V1, "leases", "Lease",
                  columns=(NAME, Column("Holder", lambda o: _dig(o, "spec", "holderIdentity", default="")), AGE)),
+    ResourceType("policy", _V1, "poddisruptionbudgets", "PodDisruptionBudget", short_names=("pdb",),
+                 subresources=("status",), tracks_generation=True,
+                 columns=(NAME, Column("Min Available", lambda o: _dig(o, "spec", "minAvailable", default="N/A")),
+                          Column("Max Unavailable", lambda o: _dig(o, "spec", "maxUnavailable", default="N/A")), AGE)),
     ResourceType("networking.istio.io", _ISTIO, "virtualservices", "VirtualService", short_names=("vs",),
                  subresources=("status",), categories=("istio-io", "networking-istio-io"), custom=True,
                  tracks_generation=True,
@@ -283,6 +287,15 @@ DEFAULT_RESOURCES: tuple[ResourceType, ...] = (
                  columns=(NAME, Column("Status", lambda o: _dig(o, "status", "phase")),
                           Column("Weight", lambda o: _dig(o, "status", "canaryWeight"), type="integer"),
                           Column("LastTransitionTime", lambda o: _dig(o, "status", "lastTransitionTime")))),
+    # ArgoCD's CRDs have no status subresource: its controller writes status with the object.
+    ResourceType("argoproj.io", ("v1alpha1",), "applications", "Application", short_names=("app", "apps"),
+                 custom=True, tracks_generation=True,
+                 columns=(NAME, Column("Sync Status", lambda o: _dig(o, "status", "sync", "status")),
+                          Column("Health Status", lambda o: _dig(o, "status", "health", "status")), AGE,
+                          Column("Revision", lambda o: _dig(o, "status", "sync", "revision"), priority=10),
+                          Column("Project", lambda o: _dig(o, "spec", "project"), priority=10))),
+    ResourceType("argoproj.io", ("v1alpha1",), "appprojects", "AppProject", short_names=("appproj", "appprojs"),
+                 custom=True, tracks_generation=True),
 )
 
 
@@ -371,6 +384,18 @@ _SHAPES: dict[str, dict] = {
     "events": {"involvedObject": {"kind": str, "name": str, "namespace": str, "uid": str}, "count": int,
                "reason": str, "message": str, "type": str, "lastTimestamp": str},
     "leases": {"spec": {"holderIdentity": str}},
+    "applications": {"spec": {"project": str, "source": {"repoURL": str, "path": str, "targetRevision": str},
+                              "destination": {"server": str, "name": str, "namespace": str},
+                              "revisionHistoryLimit": int,
+                              "syncPolicy": {"automated": {"prune": bool, "selfHeal": bool, "enabled": bool},
+                                             "syncOptions": [str]},
+                              "ignoreDifferences": [{"group": str, "kind": str, "name": str, "namespace": str,
+                                                     "jsonPointers": [str], "jqPathExpressions": [str]}]},
+                     "operation": {"sync": {"revision": str, "prune": bool, "syncOptions": [str]},
+                                   "initiatedBy": {"username": str, "automated": bool}}},
+    "appprojects": {"spec": {"syncWindows": [{"kind": str, "schedule": str, "duration": str, "timeZone": str,
+                                              "applications": [str], "namespaces": [str], "clusters": [str],
+                                              "manualSync": bool, "andOperator": bool}]}},
 }
 
 
@@ -614,12 +639,21 @@ def _service_errors(obj: dict) -> list[FieldError]:
     return errors
 
 
+def _application_errors(obj: dict) -> list[FieldError]:
+    """What ArgoCD's Application CRD schema requires: spec.destination and spec.project."""
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return [_required("spec")]
+    return [_required(f"spec.{name}") for name in ("destination", "project") if name not in spec]
+
+
 _VALIDATORS: dict[str, Callable[[dict], list[FieldError]]] = {
     "deployments": _workload_errors,
     "replicasets": _workload_errors,
     "pods": lambda obj: _pod_spec_errors(obj.get("spec"), "spec"),
     "jobs": lambda obj: _pod_spec_errors(_dig(obj, "spec", "template", "spec"), "spec.template.spec"),
     "services": _service_errors,
+    "applications": _application_errors,
 }
 
 

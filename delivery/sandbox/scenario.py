@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 from pydantic import Field, ValidationError
 
-from delivery.kube.manifests import colored_deployment
+from delivery.gitops.kustomize import MANIFESTS, render
 from delivery.policy.models import Percent, Policy, PositiveDuration, Strict
 from delivery.sandbox.behavior import BehaviorRule, VersionBehavior
 from delivery.units import Duration, parse_duration
@@ -88,89 +88,27 @@ def image_of(policy: Policy, service: str, tag: str) -> str:
 
 
 def topology(policy: Policy, scenario: Scenario) -> list[dict]:
-    """The seed objects: namespaces, and per service its Deployment, Service, Ingress route and Istio routing.
+    """The seed objects: the staging and production overlays of infra/k8s-manifests (docs/gitops.md), rendered,
+    with what the scenario and the policy decide put in, as the release itself would write it.
 
-    Production runs `<service>-blue` behind a Service selecting `version: blue`, with a VirtualService
-    (header `canary: true` -> subset canary; otherwise stable 100 / canary 0) and a DestinationRule whose
-    `stable` subset adds no labels (so it follows the Service's color) and `canary` selects `version: canary`.
-    Staging runs one rolling Deployment `<service>` per service, as the Helm chart installs it.
+    Each container runs `<registry>/<repository>:<initial_tag>`; each Deployment takes the fields the release's
+    `colored_deployment` takes from the policy (replicas, except an idle color's 0; progress deadline; env;
+    resources). Raises ValueError when the policy's namespaces or services are not the overlays'.
     """
-    production = policy.environments["production"].namespace
-    staging = policy.environments["staging"].namespace
+    environments = [policy.environments[env].namespace for env in ("staging", "production")]
+    objects = [obj for env in ("staging", "production") for obj in render(MANIFESTS / "environments" / env)]
+    namespaces = [o["metadata"]["name"] for o in objects if o["kind"] == "Namespace"]
+    apps = {o["metadata"]["labels"]["app"] for o in objects if o["kind"] == "Deployment"}
+    if namespaces != environments or apps != {svc.name for svc in policy.services}:
+        raise ValueError(f"the policy's namespaces {environments} and services {sorted(s.name for s in policy.services)} "
+                         f"must be those of {MANIFESTS}: {namespaces}, {sorted(apps)}")
     deadline = int(policy.blue_green.ready_timeout.total_seconds())
-    objects: list[dict] = [_namespace(production), _namespace(staging)]
-    for svc in policy.services:
-        image = image_of(policy, svc.name, scenario.initial_tag)
-        objects += [
-            colored_deployment(svc, production, "blue", image, deadline),
-            _service(svc.name, production, {"app": svc.name, "version": "blue"}, svc.port),
-            _destination_rule(svc.name, production),
-            _virtual_service(svc.name, production, policy),
-            _rolling_deployment(colored_deployment(svc, staging, "blue", image, deadline), svc.name),
-            _service(svc.name, staging, {"app": svc.name}, svc.port),
-        ]
-    objects.append(_ingress(production, [scenario.hosts.production, policy.blue_green.validation_host], policy))
-    objects.append(_ingress(staging, [scenario.hosts.staging], policy))
-    return objects
-
-
-def _namespace(name: str) -> dict:
-    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
-
-
-def _service(name: str, namespace: str, selector: dict, port: int) -> dict:
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": name, "namespace": namespace, "labels": {"app": name}},
-        "spec": {"selector": selector, "ports": [{"name": "http", "port": 80, "targetPort": port}]},
-    }
-
-
-def _rolling_deployment(manifest: dict, name: str) -> dict:
-    """The staging shape: one Deployment per service, selected by `app` only, rolled in place."""
-    labels = {"app": name}
-    manifest["metadata"].update(name=name, labels=labels)
-    manifest["spec"]["selector"] = {"matchLabels": labels}
-    manifest["spec"]["template"]["metadata"]["labels"] = labels
-    manifest["spec"]["strategy"] = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
-    return manifest
-
-
-def _destination_rule(name: str, namespace: str) -> dict:
-    return {
-        "apiVersion": "networking.istio.io/v1beta1",
-        "kind": "DestinationRule",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {"host": name, "subsets": [{"name": "stable"}, {"name": "canary", "labels": {"version": "canary"}}]},
-    }
-
-
-def _virtual_service(name: str, namespace: str, policy: Policy) -> dict:
-    header = {policy.canary.header_name: {"exact": policy.canary.header_value}}
-    to = lambda subset: {"host": name, "subset": subset}  # noqa: E731
-    return {
-        "apiVersion": "networking.istio.io/v1beta1",
-        "kind": "VirtualService",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "hosts": [name],
-            "http": [
-                {"name": "canary-header", "match": [{"headers": header}], "route": [{"destination": to("canary")}]},
-                {"name": "primary", "route": [{"destination": to("stable"), "weight": 100}, {"destination": to("canary"), "weight": 0}]},
-            ],
-        },
-    }
-
-
-def _ingress(namespace: str, hosts: list[str], policy: Policy) -> dict:
-    paths = [
-        {"path": svc.public_path, "pathType": "Prefix", "backend": {"service": {"name": svc.name, "port": {"number": 80}}}}
-        for svc in policy.services
-    ]
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "Ingress",
-        "metadata": {"name": "tripgen", "namespace": namespace},
-        "spec": {"rules": [{"host": host, "http": {"paths": paths}} for host in hosts]},
-    }
+    for deployment in (o for o in objects if o["kind"] == "Deployment"):
+        svc = policy.service(deployment["metadata"]["labels"]["app"])
+        spec = deployment["spec"]
+        spec.update(replicas=svc.replicas if spec["replicas"] else 0, progressDeadlineSeconds=deadline)
+        container = next(c for c in spec["template"]["spec"]["containers"] if c["name"] == svc.name)
+        container.update(image=image_of(policy, svc.name, scenario.initial_tag),
+                         env=[{"name": key, "value": value} for key, value in svc.env.items()],
+                         resources=svc.resources.model_dump())
+    return sorted(objects, key=lambda o: o["kind"] != "Namespace")

@@ -9,12 +9,14 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import uvicorn
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from delivery.policy.models import Policy
 from delivery.sandbox.apiserver import RequestLog, build_api_app
+from delivery.sandbox.argocd import AdjustableClock, ArgoCDController, ArgoCDSettings
 from delivery.sandbox.behavior import BehaviorBook
 from delivery.sandbox.control import Faults, build_control_app
 from delivery.sandbox.controllers import ClusterControllers
@@ -29,6 +31,7 @@ from delivery.sandbox.store import ObjectStore
 from delivery.sandbox.telemetry import Telemetry
 
 SERVERS = ("kubernetes", "gateway", "prometheus", "registry", "control")
+GRACEFUL_SHUTDOWN_SECONDS = 3  # open keep-alive and watch connections must not hold a stopping sandbox
 
 
 @dataclass
@@ -89,6 +92,8 @@ class Sandbox:
             self.store.create(self._plural(manifest), manifest)
         self.telemetry = Telemetry(sample_interval_seconds=self.scenario.sample_interval.total_seconds())
         self.controllers = ClusterControllers(self.store, self.behaviors, self.scenario.ready_delay.total_seconds())
+        self.argocd_clock = AdjustableClock()
+        self.argocd = ArgoCDController(self.store, ArgoCDSettings(work_dir=self.state_dir / "argocd", clock=self.argocd_clock))
         self.loadgen: LoadGenerator | None = None
         self._prometheus: RunningPrometheus | None = None
 
@@ -101,29 +106,35 @@ class Sandbox:
         sockets = {name: bind(getattr(self.ports, name)) for name in SERVERS}
         urls = {name: f"http://127.0.0.1:{sock.getsockname()[1]}" for name, sock in sockets.items()}
         rng = random.Random(self.seed)
-        self.loadgen = LoadGenerator(
-            urls["gateway"],
-            targets=self._load_targets(),
-            requests_per_second=self.scenario.load.requests_per_second,
-            rng=random.Random(rng.random()),
-            canary_fraction=self.scenario.load.canary_header_percent / 100,
-        )
+        load_rng = random.Random(rng.random())
         apps = {
             "kubernetes": build_api_app(self.store, self.faults, self.requests),
             "gateway": build_gateway_app(self.store, self.behaviors, self.telemetry, random.Random(rng.random())),
             "prometheus": PrometheusDownSwitch(build_prometheus_app(self.telemetry), self.faults),
             "registry": build_registry_app(self.behaviors),
             "control": build_control_app(self.faults, self.behaviors, self.telemetry.exposition, self._set_load,
-                                         self.requests),
+                                         self.requests, self.argocd_clock),
         }
+        # the generated load enters the gateway app in-process (a third of a core less per sandbox than over TCP);
+        # releases, probes and kubectl still reach every server over HTTP
+        self.loadgen = LoadGenerator(
+            urls["gateway"],
+            targets=self._load_targets(),
+            requests_per_second=self.scenario.load.requests_per_second,
+            rng=load_rng,
+            canary_fraction=self.scenario.load.canary_header_percent / 100,
+            transport=httpx.ASGITransport(app=apps["gateway"]),
+        )
         servers = [
-            uvicorn.Server(uvicorn.Config(apps[name], log_level="warning", lifespan="off", access_log=False))
+            uvicorn.Server(uvicorn.Config(apps[name], log_level="warning", lifespan="off", access_log=False,
+                                          timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS))
             for name in SERVERS
         ]
         for server in servers:
             server.install_signal_handlers = lambda: None  # the CLI owns SIGINT/SIGTERM
         serving = [asyncio.create_task(s.serve(sockets=[sockets[n]])) for s, n in zip(servers, SERVERS)]
         await self.controllers.start()
+        await self.argocd.start()
         self.telemetry.start_sampling()
         self.loadgen.start()
         if self.real_prometheus:
@@ -139,6 +150,7 @@ class Sandbox:
             await self.loadgen.stop()
             await self.telemetry.stop_sampling()
             await self.controllers.stop()
+            await self.argocd.stop()
             self.store.close_watches()
             for server in servers:
                 server.should_exit = True

@@ -13,7 +13,10 @@ How a request is addressed, first rule that applies:
 
 Host `validation.tripgen.com` (R-BG-2) routes by path like rules 2 or 4 but reaches only the IDLE color: the
 pods matching the Service selector with `version` set to the other of blue/green than the one the
-selector picks now. When the selector picks no blue/green version there is no idle color (503).
+selector picks now. When the selector picks no blue/green version there is no idle color (503). An Ingress
+backend `<service>-preview` (infra/k8s-manifests routes the validation host to those) stands for `<service>`:
+its idle color is computed from the live selector, not read from the preview's own, which the release does
+not move.
 
 Otherwise the Service's `spec.selector` picks the pods, unless a VirtualService in the namespace lists
 the Service in `spec.hosts`: then its `spec.http` routes apply in order (`match` on headers or uri with
@@ -33,6 +36,7 @@ from typing import NamedTuple
 
 DEFAULT_HOST = "api.tripgen.com"
 VALIDATION_HOST = "validation.tripgen.com"
+PREVIEW_SUFFIX = "-preview"
 DIRECT_PATH_PREFIX = "/_ns/"
 CLUSTER_DOMAIN = "svc.cluster.local"
 BLUE_GREEN = ("blue", "green")
@@ -111,12 +115,13 @@ def route_request(
     target: Target, headers: Mapping[str, str], objects: NamespaceObjects, rng: random.Random
 ) -> Upstream | NoRoute:
     """The pod that serves `target` given the request's headers (names in lower case)."""
-    service = _by_name(objects.services, target.service)
+    name = target.service.removesuffix(PREVIEW_SUFFIX) if target.idle_color_only else target.service
+    service = _by_name(objects.services, name)
     if service is None:
         return NoRoute(503, NO_HEALTHY_UPSTREAM)
     selector = _selector(service)
     if target.idle_color_only:
-        return _pick(objects.pods, idle_color_selector(selector), target.service, target.namespace, rng)
+        return _pick(objects.pods, idle_color_selector(selector), name, target.namespace, rng)
     virtual_service = _virtual_service_for(objects.virtualservices, target.service, target.namespace)
     if virtual_service is None:
         return _pick(objects.pods, selector, target.service, target.namespace, rng)

@@ -28,9 +28,12 @@ def seed(conn: KubeConnection) -> None:
             conn.core.create_namespaced_service(namespace, manifest)
         elif kind == "Ingress":
             client.NetworkingV1Api(conn.api).create_namespaced_ingress(namespace, manifest)
+        elif kind == "PodDisruptionBudget":
+            client.PolicyV1Api(conn.api).create_namespaced_pod_disruption_budget(namespace, manifest)
         else:
-            plural = {"VirtualService": "virtualservices", "DestinationRule": "destinationrules"}[kind]
-            conn.custom.create_namespaced_custom_object("networking.istio.io", "v1beta1", namespace, plural, manifest)
+            group, version = manifest["apiVersion"].split("/")
+            plural = {"VirtualService": "virtualservices", "DestinationRule": "destinationrules", "Canary": "canaries"}[kind]
+            conn.custom.create_namespaced_custom_object(group, version, namespace, plural, manifest)
 
 
 @pytest.fixture
@@ -60,10 +63,11 @@ def test_a_broken_image_hits_the_progress_deadline_then_undo_restores_it(cluster
     deployments = Deployments(conn)
     deployments.apply(colored_deployment(POLICY.service("trip-service"), NS, "green", image("v1.2.0"), 2))
     assert deployments.wait_rolled_out(NS, "trip-service-green", timeout=20, poll=0.1).done
+    good = max(deployments.revisions(NS, "trip-service-green"))  # 2: the seeded idle green is revision 1
     deployments.set_image(NS, "trip-service-green", "trip-service", image("v1.4.0-broken"))
     failed = deployments.wait_rolled_out(NS, "trip-service-green", timeout=30, poll=0.2)
     assert failed.failed and "exceeded its progress deadline" in failed.message
-    assert deployments.undo(NS, "trip-service-green") == 1
+    assert deployments.undo(NS, "trip-service-green") == good
     assert deployments.wait_rolled_out(NS, "trip-service-green", timeout=20, poll=0.1).done
     assert deployments.image_of(NS, "trip-service-green") == image("v1.2.0")
 

@@ -6,8 +6,7 @@ import threading
 
 import pytest
 
-from delivery.release.lock_guard import LockGuard, LockGuards
-from delivery.release.state import ReleaseFailed
+from delivery.release.lock_guard import LockGuard, LockGuards, LockLost
 from tests.waiting import wait_until
 
 
@@ -30,7 +29,7 @@ def test_a_lease_the_server_no_longer_has_is_lost_at_the_next_check_and_stops_th
     held = guard(renew, on_lost=lambda reason: stopped.set()).start()
     try:
         wait_until(stopped.is_set, 10, "the guard to stop the watches")
-        with pytest.raises(ReleaseFailed, match=r"release lock was lost \(the server no longer has its lease: 410"):
+        with pytest.raises(LockLost, match=r"release lock was lost \(the server no longer has its lease: 410"):
             held.ensure_held()
         assert len(renewals) == 3  # it stopped renewing a lease that is gone
     finally:
@@ -59,7 +58,7 @@ def test_transient_errors_keep_the_lock_until_a_whole_lease_passes_without_a_ren
     unreachable = guard(down, lease_seconds=0.05, on_lost=lambda reason: lost.set()).start()
     try:
         wait_until(lost.is_set, 10, "the lease to run out")
-        with pytest.raises(ReleaseFailed, match=r"no renewal for 0.05s, the lease's length: refused"):
+        with pytest.raises(LockLost, match=r"no renewal for 0.05s, the lease's length: refused"):
             unreachable.ensure_held()
     finally:
         unreachable.stop()
@@ -70,7 +69,7 @@ def test_guards_are_kept_per_flow_run():
     lost.lost_because = "revoked"
     guards.register("run-a", lost)
     guards.ensure_held("run-b")  # another run, or none registered: nothing to say
-    with pytest.raises(ReleaseFailed):
+    with pytest.raises(LockLost):
         guards.ensure_held("run-a")
     guards.forget("run-a")
     guards.ensure_held("run-a")

@@ -18,6 +18,7 @@ import yaml
 from kubernetes.client import AppsV1Api, V1Deployment
 
 from delivery.sandbox.apiserver import ApiFaults, build_api_app
+from delivery.sandbox.argocd import ArgoCDController, ArgoCDSettings
 from delivery.sandbox.behavior import BehaviorBook
 from delivery.sandbox.controllers import ClusterControllers
 from delivery.sandbox.store import ObjectStore
@@ -51,12 +52,14 @@ def write_kubeconfig(path: Path, server: str, namespace: str = "default") -> Pat
 
 @contextmanager
 def running_cluster(directory: Path, ready_delay_seconds: float = 0.05, *, history_limit: int = 20000,
-                    behaviors: BehaviorBook | None = None, **controller_options: float) -> Iterator[RunningCluster]:
-    """Start the API server and controllers (with test-sized timings unless given); stop
-    both cleanly on exit."""
+                    behaviors: BehaviorBook | None = None, argocd: ArgoCDSettings | None = None,
+                    **controller_options: float) -> Iterator[RunningCluster]:
+    """Start the API server and controllers (with test-sized timings unless given; the ArgoCD
+    controller too with `argocd`); stop them cleanly on exit."""
     store, faults = ObjectStore(history_limit=history_limit), ApiFaults()
     timings = {**TEST_TIMINGS, **controller_options}
     controllers = ClusterControllers(store, behaviors or BehaviorBook(), ready_delay_seconds, **timings)
+    argocd_controller = ArgoCDController(store, argocd) if argocd else None
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # asyncio sets TCP_NODELAY only then
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", 0))
@@ -70,10 +73,14 @@ def running_cluster(directory: Path, ready_delay_seconds: float = 0.05, *, histo
         loops.append(asyncio.get_running_loop())
         loop_ready.set()
         await controllers.start()
+        if argocd_controller:
+            await argocd_controller.start()
         try:
             await server.serve(sockets=[listener])
         finally:
             await controllers.stop()
+            if argocd_controller:
+                await argocd_controller.stop()
 
     thread = threading.Thread(target=asyncio.run, args=(serve(),), name="sandbox-cluster", daemon=True)
     thread.start()

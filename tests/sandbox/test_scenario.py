@@ -43,11 +43,15 @@ def test_staging_rolls_one_deployment_per_service(seeded):
 
 
 def test_ingress_paths_come_from_the_policy(seeded):
-    _, objects = seeded
+    policy, objects = seeded
     rules = objects[("Ingress", "production", "tripgen")]["spec"]["rules"]
-    assert [r["host"] for r in rules] == ["api.tripgen.com", "validation.tripgen.com"]
+    assert [r["host"] for r in rules] == ["api.tripgen.com"]
     paths = {p["path"]: p["backend"]["service"]["name"] for p in rules[0]["http"]["paths"]}
-    assert paths == {"/api/users": "user-service", "/api/trips": "trip-service", "/api/ai": "ai-service", "/api/locations": "location-service"}
+    assert paths == {svc.public_path: svc.name for svc in policy.services}
+    validation = objects[("Ingress", "production", "tripgen-validation")]["spec"]["rules"]
+    assert [r["host"] for r in validation] == ["validation.tripgen.com"]
+    assert {p["path"]: p["backend"]["service"]["name"] for p in validation[0]["http"]["paths"]} == {
+        path: f"{name}-preview" for path, name in paths.items()}
 
 
 def test_default_behaviors_by_tag():

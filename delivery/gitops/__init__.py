@@ -1,0 +1,1 @@
+"""GitOps: the manifests under infra/k8s-manifests, and what works on them."""
