@@ -12,6 +12,7 @@ from delivery.policy.models import Policy
 from delivery.release.probes import Prober, ProbeResult
 
 COLORS = ("blue", "green")
+ARGOCD_TRACKING = "argocd.argoproj.io/tracking-id"
 
 
 def other_color(color: str | None) -> str:
@@ -73,9 +74,16 @@ class BlueGreen:
         return Switch(service, self.namespace, before, to_color, time.perf_counter() - started)
 
     def retire(self, service: str, color: str) -> bool:
-        """Scale the old color to zero, then delete it (R-BG-4); False when it did not exist."""
+        """Scale the old color to zero, then delete it (R-BG-4); False when it did not exist.
+
+        A color ArgoCD manages (its tracking annotation) is only scaled to zero: git declares both colors,
+        and ArgoCD would recreate a deleted one.
+        """
         name = f"{service}-{color}"
-        if self.deployments.get(self.namespace, name) is None:
+        found = self.deployments.get(self.namespace, name)
+        if found is None:
             return False
         self.deployments.scale(self.namespace, name, 0)
+        if ARGOCD_TRACKING in (found.metadata.annotations or {}):
+            return True
         return self.deployments.delete(self.namespace, name)

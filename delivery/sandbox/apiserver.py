@@ -79,9 +79,29 @@ class LoggedRequest:
     subresource: str | None
     status: int
     fault: bool  # refused by an injected fault, before the request could change anything
+    changed: tuple[str, ...] = ()  # a write's changed fields, as JSON pointers ("" for a created or deleted object)
 
     def as_json(self) -> dict:
         return asdict(self)
+
+
+UNTRACKED = {"/metadata/resourceVersion", "/metadata/generation", "/metadata/managedFields", "/status"}
+
+
+def changed_fields(before: dict | None, after: dict | None, at: str = "") -> tuple[str, ...]:
+    """JSON pointers of the fields that differ (bookkeeping and status left out); a list that changed length is one field."""
+    if at in UNTRACKED or before == after:
+        return ()
+    if isinstance(before, dict) and isinstance(after, dict):
+        keys = sorted(set(before) | set(after))
+        return tuple(p for k in keys for p in changed_fields(before.get(k), after.get(k), f"{at}/{_escape(k)}"))
+    if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
+        return tuple(p for i, (b, a) in enumerate(zip(before, after)) for p in changed_fields(b, a, f"{at}/{i}"))
+    return (at,)
+
+
+def _escape(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")
 
 
 class RequestLog:
@@ -119,6 +139,10 @@ class Target:
     subresource: str | None = None
 
 
+_UNREAD = object()  # a request that writes no single object: nothing to compare
+WRITES = {"PUT", "PATCH", "DELETE"}
+
+
 @dataclass
 class _Seen:
     """What handling one request learnt, for its log entry."""
@@ -126,6 +150,8 @@ class _Seen:
     resource: bool = False  # past discovery and OpenAPI
     target: Target | None = None
     fault: bool = False
+    before: dict | None | object = _UNREAD  # the object a write found (None: it did not exist)
+    changed: tuple[str, ...] = ()
 
 
 def build_api_app(store: ObjectStore, faults: ApiFaults | None = None,
@@ -171,6 +197,7 @@ class KubernetesApi:
         arrived, seen = datetime.now(timezone.utc), _Seen()
         try:
             response = await self._dispatch(request, seen)
+            seen.changed = self._changed(seen, response.status_code)
         except ApiError as error:
             response = _error(error)
         except Exception as error:  # a bug must still answer with a Status, never a traceback
@@ -180,6 +207,16 @@ class KubernetesApi:
             self.requests.record(_logged(request, arrived, seen, response.status_code))
         return response
 
+    def _changed(self, seen: _Seen, status: int) -> tuple[str, ...]:
+        """What a successful write to one object changed (read back from the store)."""
+        target = seen.target
+        if seen.before is _UNREAD or target is None or not 200 <= status < 300:
+            return ()
+        after = self.store.get_object(target.rtype.plural, target.namespace, target.name or "")
+        if seen.before is None or after is None:
+            return ("",)
+        return changed_fields(seen.before, after)
+
     async def _dispatch(self, request: Request, seen: _Seen) -> Response:
         segments = [s for s in request.url.path.split("/") if s]
         if request.method == "GET":
@@ -188,6 +225,8 @@ class KubernetesApi:
                 return static
         seen.resource = True
         target = seen.target = self._target(segments, request.method)
+        if request.method in WRITES and target.name is not None and target.subresource in (None, "scale"):
+            seen.before = self.store.get_object(target.rtype.plural, target.namespace, target.name)
         try:
             await self._inject_faults(request.method, target)
         except ApiError:
@@ -612,7 +651,7 @@ def _logged(request: Request, arrived: datetime, seen: _Seen, status: int) -> Lo
     target = seen.target
     named = (target.namespace, target.rtype.plural, target.name, target.subresource) if target else (None,) * 4
     return LoggedRequest(arrived.isoformat(timespec="milliseconds"), request.method, request.url.path, *named,
-                         status, seen.fault)
+                         status, seen.fault, seen.changed)
 
 
 def _sort_key(obj: dict) -> tuple[str, str]:

@@ -49,12 +49,15 @@ def policy_changes() -> dict:
 
 @pytest.fixture
 def policy_file(tmp_path, policy_changes) -> Path:
-    data = fast_policy_data()
-    for section, fields in policy_changes.items():
+    return write_policy(tmp_path / "policy.yaml", fast_policy_data(), policy_changes)
+
+
+def write_policy(path: Path, data: dict, changes: dict) -> Path:
+    """`data` with `changes` (section -> fields; a dict field is merged one level down) written to `path`."""
+    for section, fields in changes.items():
         for key, value in fields.items():
             current = data[section].get(key)
             data[section][key] = {**current, **value} if isinstance(current, dict) and isinstance(value, dict) else value
-    path = tmp_path / "policy.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
 

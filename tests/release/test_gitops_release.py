@@ -50,22 +50,22 @@ def policy_file(tmp_path, manifests, monkeypatch) -> Path:
 
 @pytest.fixture
 def argocd(sandbox, manifests):
-    """The shipped AppProject and Application, pointed at the local repository, Synced and Healthy at its head
-    (the sandbox ArgoCD's clock inside production's sync window)."""
+    return install_application(sandbox, manifests, "gitops")
+
+
+def install_application(sandbox, manifests: Path, mode: str):
+    """The shipped AppProject and Application (in `mode`'s form), pointed at the local repository, Synced and Healthy
+    at its head (the sandbox ArgoCD's clock inside production's sync window); returns a reader of its status."""
     httpx.put(f"{sandbox.control}/argocd/clock", json={"at": OPEN.isoformat()}).raise_for_status()
     conn = connect(os.environ["TRIPGEN_KUBECONFIG"])
     conn.core.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "argocd-system"}})
-    for folder, plural in (("projects", "appprojects"), ("applications", "applications")):
-        for file in sorted((REPO / "infra" / "k8s-manifests" / "argocd" / folder).glob("*.yaml")):
-            body = yaml.safe_load(file.read_text())
-            if body["metadata"]["name"] not in ("tripgen", "tripgen-prod"):
-                continue
-            if plural == "applications":
-                body = application_for(body, "gitops")
-                body["spec"]["source"]["repoURL"] = str(manifests)
-            else:
-                body["spec"]["sourceRepos"] = [str(manifests)]
-            conn.custom.create_namespaced_custom_object(*ARGOCD, "argocd-system", plural, body)
+    project = yaml.safe_load((REPO / "infra" / "k8s-manifests" / "argocd" / "projects" / "tripgen.yaml").read_text())
+    project["spec"]["sourceRepos"] = [str(manifests)]
+    shipped = yaml.safe_load((REPO / "infra" / "k8s-manifests" / "argocd" / "applications" / "tripgen-prod.yaml").read_text())
+    application = application_for(shipped, mode)
+    application["spec"]["source"]["repoURL"] = str(manifests)
+    conn.custom.create_namespaced_custom_object(*ARGOCD, "argocd-system", "appprojects", project)
+    conn.custom.create_namespaced_custom_object(*ARGOCD, "argocd-system", "applications", application)
     head = git(manifests, "rev-parse", "main").strip()
     read = lambda: app_status(conn.custom.get_namespaced_custom_object(*ARGOCD, "argocd-system", "applications", "tripgen-prod"))  # noqa: E731
     wait_until(lambda: read().reports(head), 60, "tripgen-prod Synced and Healthy at the seed commit")

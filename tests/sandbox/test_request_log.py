@@ -77,7 +77,7 @@ def test_resource_requests_are_logged_and_discovery_is_not(endpoints: Endpoints,
          False),
     ]
     entry = control.get("/requests").json()["requests"][0]
-    assert set(entry) == {"time", *FIELDS} and entry["time"].endswith("+00:00")
+    assert set(entry) == {"time", "changed", *FIELDS} and entry["time"].endswith("+00:00") and entry["changed"] == []
 
 
 def test_the_log_filters_by_method_plural_and_name(control: httpx.Client, core: client.CoreV1Api) -> None:
@@ -88,6 +88,8 @@ def test_the_log_filters_by_method_plural_and_name(control: httpx.Client, core: 
 
     patches = logged(control, method="PATCH", plural="services")
     assert [(e[0], e[4], e[6]) for e in patches] == [("PATCH", "user-service", 200), ("PATCH", "trip-service", 200)]
+    changed = control.get("/requests", params={"method": "PATCH", "name": "user-service"}).json()["requests"][0]["changed"]
+    assert changed == ["/metadata/labels/touched"]  # what the write changed, bookkeeping left out
     assert logged(control, method="patch", plural="services", name="trip-service") == [patches[1]]
     assert [e[0] for e in logged(control, name="user-service")] == ["GET", "PATCH"]
     assert [e[4] for e in logged(control, plural="pods")] == [None]
