@@ -28,7 +28,8 @@ from delivery.sandbox.argocd_sync import (
 )
 from delivery.sandbox.argocd_windows import ProjectWindow, blocking
 from delivery.sandbox.resources import timestamp
-from delivery.sandbox.store import ObjectStore, StoreEvent, StoreWatch
+from delivery.sandbox.reconciler import StoreReconciler
+from delivery.sandbox.store import ObjectStore, StoreEvent
 
 log = logging.getLogger(__name__)
 
@@ -89,33 +90,15 @@ def _sync_options(spec: dict, operation: dict) -> set[str]:
             *((operation.get("sync") or {}).get("syncOptions") or [])}
 
 
-class ArgoCDController:
+class ArgoCDController(StoreReconciler):
     """Reconciles every Application of the store each `poll_seconds` and whenever it (or an AppProject) changes."""
 
+    task_name = "sandbox-argocd"
+
     def __init__(self, store: ObjectStore, settings: ArgoCDSettings) -> None:
-        self.store, self.settings = store, settings
+        super().__init__(store)
+        self.settings = settings
         self.repos = RepoCache(settings.work_dir / "repos")
-        self._task: asyncio.Task | None = None
-        self._watch: StoreWatch | None = None
-
-    async def start(self) -> None:
-        """Subscribe to the store and start reconciling (in the running event loop)."""
-        if self._task is None:
-            self._watch = self.store.watch()
-            self._task = asyncio.create_task(self._run(self._watch.queue), name="sandbox-argocd")
-
-    async def stop(self) -> None:
-        """Stop reconciling; safe to call twice."""
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
-        if self._watch is not None:
-            self._watch.close()
-            self._watch = None
 
     async def _run(self, queue: asyncio.Queue[StoreEvent | None]) -> None:
         loop = asyncio.get_running_loop()

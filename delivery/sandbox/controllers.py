@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 from delivery.sandbox.behavior import BehaviorBook, manifest_digest, split_image
 from delivery.sandbox.resources import parse_timestamp, timestamp
-from delivery.sandbox.store import NAME_SUFFIX_ALPHABET, ApiError, ObjectStore, StoreEvent, StoreWatch, deep_copy
+from delivery.sandbox.reconciler import StoreReconciler
+from delivery.sandbox.store import NAME_SUFFIX_ALPHABET, ApiError, ObjectStore, StoreEvent, deep_copy
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,16 @@ def _spec_replicas(obj: dict) -> int:
 
 def _status_count(obj: dict, name: str) -> int:
     return int((obj.get("status") or {}).get(name, 0))
+
+
+def _pods_counted(rs: dict) -> int:
+    """A scaled-down ReplicaSet's pods count against maxSurge until its controller has removed them."""
+    return max(_spec_replicas(rs), _status_count(rs, "replicas"))
+
+
+def _available_kept(rs: dict) -> int:
+    """Available pods a ReplicaSet keeps: those beyond its spec are about to go."""
+    return min(_spec_replicas(rs), _status_count(rs, "availableReplicas"))
 
 
 def _revision(rs: dict) -> int:
@@ -543,7 +554,7 @@ class DeploymentController:
         if current_new >= replicas:
             new_rs = self._scale(deployment, new_rs, replicas)
         else:
-            total = current_new + sum(_spec_replicas(rs) for rs in olds)
+            total = current_new + sum(_pods_counted(rs) for rs in olds)
             if total < replicas + surge:
                 new_rs = self._scale(deployment, new_rs, min(current_new + replicas + surge - total, replicas))
         old_total = sum(_spec_replicas(rs) for rs in olds)
@@ -561,7 +572,7 @@ class DeploymentController:
                 down = min(budget, unhealthy)
                 olds[i] = self._scale(deployment, rs, _spec_replicas(rs) - down)
                 budget -= down
-        available = sum(_status_count(rs, "availableReplicas") for rs in [new_rs, *olds])
+        available = sum(_available_kept(rs) for rs in [new_rs, *olds])
         spare = available - min_available
         for i, rs in enumerate(olds):
             if spare > 0 and _spec_replicas(rs) > 0:
@@ -726,14 +737,16 @@ class _Work:
             self.jobs.add(key)
 
 
-class ClusterControllers:
+class ClusterControllers(StoreReconciler):
     """All controllers of the sandbox cluster, run as one asyncio task driven by store
     changes and a periodic tick (readiness probes, progress deadlines, Job completion)."""
+
+    task_name = "sandbox-controllers"
 
     def __init__(self, store: ObjectStore, behaviors: BehaviorBook | None = None, ready_delay_seconds: float = 0.5,
                  *, probe_period_seconds: float = 5.0, job_duration_seconds: float = 1.0,
                  tick_seconds: float = 0.1, event_ttl_seconds: float = 3600.0) -> None:
-        self.store = store
+        super().__init__(store)
         self.events = EventRecorder(store, event_ttl_seconds)
         self.kubelet = Kubelet(store, self.events, behaviors or BehaviorBook(), ready_delay_seconds,
                                probe_period_seconds)
@@ -741,29 +754,7 @@ class ClusterControllers:
         self.deployments = DeploymentController(store, self.events)
         self.jobs = JobController(store, self.events, job_duration_seconds)
         self.tick_seconds = tick_seconds
-        self._task: asyncio.Task | None = None
-        self._watch: StoreWatch | None = None
         self._awaiting_availability: set[tuple[str, str]] = set()
-
-    async def start(self) -> None:
-        """Subscribe to the store and start reconciling (in the running event loop)."""
-        if self._task is not None:
-            return
-        self._watch = self.store.watch()
-        self._task = asyncio.create_task(self._run(self._watch.queue), name="sandbox-controllers")
-
-    async def stop(self) -> None:
-        """Stop reconciling; safe to call twice."""
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
-        if self._watch is not None:
-            self._watch.close()
-            self._watch = None
 
     async def _run(self, queue: asyncio.Queue[StoreEvent | None]) -> None:
         loop = asyncio.get_running_loop()

