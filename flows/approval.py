@@ -46,7 +46,7 @@ def collect_approvals(policy: Approvals, kind: Kind, initiator: str, tag: str, c
             answer = pause_flow_run(
                 wait_for_input=form,
                 timeout=int(remaining),
-                poll_interval=int(policy.poll_interval.total_seconds()),
+                poll_interval=policy.poll_interval.total_seconds(),  # type: ignore[arg-type]  (a float sleeps as well)
                 key=f"approval-{asked}",
             )
         except FlowPauseTimeout:

@@ -119,7 +119,7 @@ def decide(run: CanaryRun, why: str) -> str:
             answer = pause_flow_run(
                 wait_for_input=form,
                 timeout=int(policy.approvals.timeout.total_seconds()),
-                poll_interval=int(policy.approvals.poll_interval.total_seconds()),
+                poll_interval=policy.approvals.poll_interval.total_seconds(),  # type: ignore[arg-type]
                 key=f"canary-{run.service}-{next(run.pauses)}",
             )
         except FlowPauseTimeout:

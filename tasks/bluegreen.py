@@ -29,9 +29,10 @@ def deploy_idle_color(service: str, image: str, record: str) -> str:
     if color == entry.previous_color:
         raise RecordError(f"{service}: {color} holds the rollback target ({entry.previous_image}); refusing to deploy into it")
     rt.records.mark(record, service, "deploying", new_color=color)
-    rt.blue_green.deploy_into(service, color, image)
+    previewed = rt.blue_green.deploy_into(service, color, image)
     rt.records.mark(record, service, "deployed")
-    get_run_logger().info("%s-%s now runs %s", service, color, image)
+    get_run_logger().info("%s-%s now runs %s; %s", service, color, image,
+                          f"{service}-preview selects it" if previewed else f"no {service}-preview Service to point at it")
     return color
 
 

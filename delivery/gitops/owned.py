@@ -30,6 +30,7 @@ _IMAGE = "/spec/template/spec/containers/0/image"
 PRODUCTION = (
     OwnedField("", "Service", "{service}", "/spec/selector",
                "Routing.switch_selector (blue-green switch, canary end), Routing.select_every_version (canary)"),
+    OwnedField("", "Service", "{service}-preview", "/spec/selector", "BlueGreen.deploy_into (the idle color, before its validation)"),
     OwnedField("networking.istio.io", "VirtualService", "{service}", "/spec/http/1/route/0/weight", "Routing.set_route_weights"),
     OwnedField("networking.istio.io", "VirtualService", "{service}", "/spec/http/1/route/1/weight", "Routing.set_route_weights"),
     OwnedField("networking.istio.io", "DestinationRule", "{service}", "/spec/subsets", "Routing.set_subsets (canary)"),

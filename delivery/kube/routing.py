@@ -15,6 +15,15 @@ class Routing:
     def __init__(self, conn: KubeConnection) -> None:
         self.conn = conn
 
+    def has_service(self, namespace: str, service: str) -> bool:
+        try:
+            self.conn.call(self.conn.core.read_namespaced_service, service, namespace)
+        except ApiException as err:
+            if err.status == 404:
+                return False
+            raise
+        return True
+
     def selected_color(self, namespace: str, service: str) -> str | None:
         """The `version` label the Service selects (blue or green), or None when it selects no version."""
         svc = self.conn.call(self.conn.core.read_namespaced_service, service, namespace)

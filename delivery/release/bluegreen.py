@@ -12,6 +12,7 @@ from delivery.policy.models import Policy
 from delivery.release.probes import Prober, ProbeResult
 
 COLORS = ("blue", "green")
+PREVIEW_SUFFIX = "-preview"  # <service>-preview: the Service the validation host's Ingress reaches (infra/k8s-manifests)
 ARGOCD_TRACKING = "argocd.argoproj.io/tracking-id"
 
 
@@ -48,10 +49,17 @@ class BlueGreen:
         color = self.live_color(service)
         return self.deployments.image_of(self.namespace, f"{service}-{color}") if color else None
 
-    def deploy_into(self, service: str, color: str, image: str) -> None:
-        """Create or update `<service>-<color>` with `image` and the policy's shape (R-BG-1, R-BG-5)."""
+    def deploy_into(self, service: str, color: str, image: str) -> bool:
+        """Create or update `<service>-<color>` with `image` and the policy's shape (R-BG-1, R-BG-5), then point
+        `<service>-preview`, the validation host's backend (R-BG-2), at it; False when there is no preview Service."""
         deadline = int(self.policy.blue_green.ready_timeout.total_seconds())
         self.deployments.apply(colored_deployment(self.policy.service(service), self.namespace, color, image, deadline))
+        preview = f"{service}{PREVIEW_SUFFIX}"
+        if not self.routing.has_service(self.namespace, preview):
+            return False
+        if self.routing.selected_color(self.namespace, preview) != color:
+            self.routing.switch_selector(self.namespace, preview, color)
+        return True
 
     def wait_available(self, service: str, color: str) -> RolloutResult:
         timeout = self.policy.blue_green.ready_timeout.total_seconds()

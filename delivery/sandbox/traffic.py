@@ -11,12 +11,12 @@ How a request is addressed, first rule that applies:
    that Service directly, any path (e.g. `/actuator/health/db`).
 4. Any other Host (e.g. `127.0.0.1:8080`) is routed as `api.tripgen.com` by rule 2.
 
-Host `validation.tripgen.com` (R-BG-2) routes by path like rules 2 or 4 but reaches only the IDLE color: the
-pods matching the Service selector with `version` set to the other of blue/green than the one the
-selector picks now. When the selector picks no blue/green version there is no idle color (503). An Ingress
-backend `<service>-preview` (infra/k8s-manifests routes the validation host to those) stands for `<service>`:
-its idle color is computed from the live selector, not read from the preview's own, which the release does
-not move.
+Host `validation.tripgen.com` (R-BG-2) routes by path like rules 2 or 4. Its Ingress backends are the
+`<service>-preview` Services (infra/k8s-manifests), which select what their own selector says (the release
+points each at the idle color it deploys), as on a real cluster. Routed to a live `<service>` instead (no
+Ingress names the host), it reaches only the IDLE color: the pods matching the Service selector with
+`version` set to the other of blue/green than the one the selector picks now; when the selector picks no
+blue/green version there is no idle color (503).
 
 Otherwise the Service's `spec.selector` picks the pods, unless a VirtualService in the namespace lists
 the Service in `spec.hosts`: then its `spec.http` routes apply in order (`match` on headers or uri with
@@ -108,20 +108,20 @@ def resolve_target(host: str, path: str, ingresses: list[dict]) -> Target | NoRo
     if not matches:
         return NoRoute(404, f"no Ingress path for {routed_host}{path}")
     best = max(matches, key=lambda e: len(e.path))
-    return Target(best.namespace, best.service, path, idle_color_only=name == VALIDATION_HOST)
+    return Target(best.namespace, best.service, path,
+                  idle_color_only=name == VALIDATION_HOST and not best.service.endswith(PREVIEW_SUFFIX))
 
 
 def route_request(
     target: Target, headers: Mapping[str, str], objects: NamespaceObjects, rng: random.Random
 ) -> Upstream | NoRoute:
     """The pod that serves `target` given the request's headers (names in lower case)."""
-    name = target.service.removesuffix(PREVIEW_SUFFIX) if target.idle_color_only else target.service
-    service = _by_name(objects.services, name)
+    service = _by_name(objects.services, target.service)
     if service is None:
         return NoRoute(503, NO_HEALTHY_UPSTREAM)
     selector = _selector(service)
     if target.idle_color_only:
-        return _pick(objects.pods, idle_color_selector(selector), name, target.namespace, rng)
+        return _pick(objects.pods, idle_color_selector(selector), target.service, target.namespace, rng)
     virtual_service = _virtual_service_for(objects.virtualservices, target.service, target.namespace)
     if virtual_service is None:
         return _pick(objects.pods, selector, target.service, target.namespace, rng)

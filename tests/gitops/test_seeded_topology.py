@@ -88,7 +88,7 @@ def pod(service: str, color: str) -> dict:
             "status": {"conditions": [{"type": "Ready", "status": "True"}]}}
 
 
-def test_the_validation_host_reaches_the_idle_color_through_the_preview_ingress():
+def test_the_validation_host_reaches_what_the_preview_service_selects():
     seeded = topology(DEMO_POLICY, load_scenario())
     ingresses = [o for o in seeded if o["kind"] == "Ingress"]
     production = [o for o in seeded if o["metadata"].get("namespace") == "production"]
@@ -102,8 +102,11 @@ def test_the_validation_host_reaches_the_idle_color_through_the_preview_ingress(
         upstream = route_request(target, {}, objects, random.Random(0))
         return target.service, upstream.pod["metadata"]["labels"]["version"]
 
+    selector = lambda name: next(s for s in services if s["metadata"]["name"] == name)["spec"]["selector"]  # noqa: E731
     assert reached("api.tripgen.com") == ("trip-service", "blue")
     assert reached("validation.tripgen.com") == ("trip-service-preview", "green")
-    next(s for s in services if s["metadata"]["name"] == "trip-service")["spec"]["selector"]["version"] = "green"
+    selector("trip-service")["version"] = "green"  # switched: the preview still selects green until a release moves it
     assert reached("api.tripgen.com") == ("trip-service", "green")
+    assert reached("validation.tripgen.com") == ("trip-service-preview", "green")
+    selector("trip-service-preview")["version"] = "blue"  # the next release deploys blue and points the preview at it
     assert reached("validation.tripgen.com") == ("trip-service-preview", "blue")

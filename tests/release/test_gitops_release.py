@@ -17,8 +17,9 @@ from delivery.gitops.owned import application_for
 from delivery.gitops.repository import new_bare_repository
 from delivery.kube import connect
 from tests.conftest import REPO
-from tests.release.conftest import audit_records, digest_image, fast_policy_data, live, release_run, set_fault
-from tests.release.test_canary import approve_twice
+from tests.release.conftest import (audit_records, digest_image, fast_policy_data, live, release_run, set_fault,
+                                   write_policy)
+from tests.release.test_canary import approve_twice, canary_replicas
 from tests.waiting import wait_until
 
 SERVICE = "user-service"
@@ -39,13 +40,11 @@ def manifests(tmp_path) -> Path:
 
 
 @pytest.fixture
-def policy_file(tmp_path, manifests, monkeypatch) -> Path:
+def policy_file(tmp_path, manifests, policy_changes, monkeypatch) -> Path:
     data = fast_policy_data()
     data["delivery"] = {"mode": "gitops", "repository": str(manifests), "sync_timeout": "60s"}
-    path = tmp_path / "policy.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
     monkeypatch.setenv("TRIPGEN_GITOPS_WORKDIR", str(tmp_path / "worker-clones"))
-    return path
+    return write_policy(tmp_path / "policy.yaml", data, policy_changes)
 
 
 @pytest.fixture
@@ -128,3 +127,30 @@ def test_a_gitops_release_holds_at_a_closed_argocd_window_and_goes_on_when_it_op
     state = run.join(240)
     assert state.is_completed(), state.message
     assert live(cluster, SERVICE) == ("green", digest_image(SERVICE, "v1.2.0"))
+
+
+CANARY = {"canary": {"stages": [{"weight": 10, "observe": "2s"}, {"weight": 100, "observe": "2s"}],
+                     "analysis": {"interval": "2s", "threshold": 3, "max_weight": 50, "step_weight": 10}}}
+
+
+@pytest.mark.parametrize("policy_changes", [CANARY])
+def test_a_gitops_canary_commits_each_weight_and_its_promotion(prefect_api, sandbox, argocd, manifests, cluster, tmp_path,
+                                                                policy_changes):
+    run = release_run("v1.2.0", services=[SERVICE], strategy="canary", initiator="demo-dev")
+    approve_twice(prefect_api, run)
+    state = run.join(240)
+    assert state.is_completed(), state.message
+    subjects = [m.strip().splitlines()[0] for m in reversed(commits(manifests)) if m.strip().startswith("v1.2.0:")]
+    image = digest_image(SERVICE, "v1.2.0")
+    assert subjects[0] == f"v1.2.0: deploy {SERVICE}-canary with {image}", subjects
+    weights = [s.removeprefix(f"v1.2.0: {SERVICE} weights ") for s in subjects if " weights " in s]
+    assert weights == ["stable 100, canary 0", "stable 90, canary 10", "stable 0, canary 100", "stable 100, canary 0"]
+    promoted = subjects.index(f"v1.2.0: set {SERVICE}-blue to {image}")
+    assert subjects.index(f"v1.2.0: {SERVICE} weights stable 0, canary 100") < promoted  # stable takes the digest last
+    assert subjects[promoted + 1:] == [f"v1.2.0: {SERVICE} weights stable 100, canary 0", f"v1.2.0: switch {SERVICE} to blue",
+                                       f"v1.2.0: {SERVICE} subsets ['canary', 'stable']", f"v1.2.0: scale {SERVICE}-canary to 0"]
+    deployments, routing = cluster
+    assert routing.route_weights("production", SERVICE) == {"stable": 100, "canary": 0}
+    assert deployments.image_of("production", f"{SERVICE}-blue") == digest_image(SERVICE, "v1.2.0")
+    assert canary_replicas(cluster, SERVICE) == 0
+    assert argocd().reports(git(manifests, "rev-parse", "main").strip())

@@ -53,6 +53,11 @@ def test_rollback_reason_carries_the_numbers():
     assert "5xx rate 5% (10 of 200" in reason and "> 0.5%" in reason
 
 
+def test_extrapolated_errors_above_the_requests_count_as_every_request_failed():
+    reason = judge_check(1, _r(34.1), _r(34.4), _r(0.1), POLICY).reason
+    assert "5xx rate 100% (34 of 34)" in reason, reason
+
+
 def test_tally_rolls_back_after_tolerated_inconclusive_checks():
     tally = WatchTally(tolerated_failed_checks=1)
     tally.add(judge_check(1, _none(), _r(0), _r(0.1), POLICY))

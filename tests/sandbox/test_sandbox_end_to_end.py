@@ -53,10 +53,11 @@ def test_traffic_follows_selectors_weights_headers_and_the_validation_host(sandb
 
     assert versions(endpoints.gateway, public, 20) == {"blue": 20}
     deploy(deployments, "green", "v1.2.0")
-    assert versions(endpoints.gateway, validation, 20) == {"green": 20}  # the idle color only
+    assert versions(endpoints.gateway, validation, 20) == {"green": 20}  # what trip-service-preview selects
     assert versions(endpoints.gateway, public, 20) == {"blue": 20}
 
     routing.switch_selector(NS, "trip-service", "green")
+    routing.switch_selector(NS, "trip-service-preview", "blue")
     assert versions(endpoints.gateway, public, 20) == {"green": 20}
     assert versions(endpoints.gateway, validation, 20) == {"blue": 20}
 
