@@ -1,0 +1,93 @@
+"""The whole chain on throwaway copies of the production schema before anything changes (R-DB-3): expand,
+backfill, contract on one copy; expand then down on another, which must give back the schema it started from."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from delivery.migrations.bundle import MigrationBundle, Phase
+from delivery.migrations.runner import LEDGER, Limits, MigrationError, MigrationRunner
+
+LIBPQ_ENV = {"host": "PGHOST", "port": "PGPORT", "user": "PGUSER", "password": "PGPASSWORD", "dbname": "PGDATABASE",
+             "sslmode": "PGSSLMODE", "sslrootcert": "PGSSLROOTCERT", "connect_timeout": "PGCONNECT_TIMEOUT"}
+
+
+@dataclass
+class Rehearsal:
+    """What the throwaway run did and found; it passed when `problems` is empty."""
+
+    ran: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems
+
+
+def rehearse(dsn: str, bundle: MigrationBundle, limits: Limits) -> Rehearsal:
+    """Run `bundle` on two copies of the schema at `dsn` (on the same server, dropped afterwards); `dsn` is untouched."""
+    result, source = Rehearsal(), schema_of(dsn)
+    with schema_copy(dsn, source) as copy:
+        runner = MigrationRunner(copy, limits, log=lambda _: None)
+        for phase in (Phase.EXPAND, Phase.BACKFILL, Phase.CONTRACT):
+            if not _step(result, phase.value, lambda p=phase: runner.run(bundle, p)):
+                break
+    if bundle.phases[Phase.EXPAND]:
+        with schema_copy(dsn, source) as copy:
+            runner = MigrationRunner(copy, limits, log=lambda _: None)
+            if _step(result, "expand", lambda: runner.run(bundle, Phase.EXPAND)) and _step(result, "down", lambda: runner.revert(bundle)):
+                if (after := schema_of(copy)) != source:
+                    diff = difflib.unified_diff(source.splitlines(), after.splitlines(), "before", "after down", lineterm="", n=0)
+                    result.problems.append("down does not restore the schema:\n" + "\n".join(list(diff)[2:40]))
+    return result
+
+
+def _step(result: Rehearsal, name: str, run) -> bool:
+    try:
+        applied = run()
+    except MigrationError as err:
+        result.problems.append(f"{name}: {err}")
+        return False
+    result.ran.append(f"{name}: {len(applied)} file(s)")
+    return True
+
+
+def schema_of(dsn: str) -> str:
+    """`pg_dump --schema-only` of the database, without comments, psql's \\restrict lines and the ledger."""
+    dumped = _pg(["pg_dump", "--schema-only", "--no-owner", "--no-privileges", f"--exclude-table={LEDGER}"], dsn)
+    return "\n".join(line for line in dumped.splitlines()
+                     if line.strip() and not line.startswith(("--", "\\restrict", "\\unrestrict")))
+
+
+@contextmanager
+def schema_copy(dsn: str, schema: str) -> Iterator[str]:
+    """A new database on the server of `dsn` holding `schema`; yields its DSN and drops it afterwards."""
+    name = f"tripgen_rehearsal_{uuid.uuid4().hex[:12]}"
+    admin = make_conninfo(dsn, dbname="postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    copy = make_conninfo(dsn, dbname=name)
+    try:
+        _pg(["psql", "--no-psqlrc", "--quiet", "--set", "ON_ERROR_STOP=1"], copy, stdin=schema)
+        yield copy
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def _pg(command: list[str], dsn: str, stdin: str | None = None) -> str:
+    """Run a PostgreSQL client with the DSN in libpq's environment variables (never on its command line)."""
+    env = {**os.environ, **{LIBPQ_ENV[k]: str(v) for k, v in conninfo_to_dict(dsn).items() if k in LIBPQ_ENV}}
+    done = subprocess.run(command, env=env, input=stdin, capture_output=True, text=True, timeout=300)
+    if done.returncode != 0:
+        raise MigrationError(f"{command[0]} failed: {done.stderr.strip()}")
+    return done.stdout
