@@ -83,10 +83,10 @@ def check_unit_tests(
         report = read_report(gate.report, reports_root, http_client=http_client, tag=tag)
         coverage = parse_coverage(report)
     except ReportError as err:
-        return _no_verdict(UNIT_TESTS, gate, threshold, str(err))
+        return no_verdict(UNIT_TESTS, gate, threshold, str(err))
     ok = coverage.line_percent >= gate.min_coverage_percent
     measured = f"line coverage {_percent(coverage.line_percent)}"
-    return _judged(
+    return judged(
         UNIT_TESTS,
         gate,
         ok=ok,
@@ -115,10 +115,10 @@ def check_integration_tests(
         report = read_report(gate.report, reports_root, http_client=http_client, tag=tag)
         results = parse_junit(report)
     except ReportError as err:
-        return _no_verdict(INTEGRATION_TESTS, gate, threshold, str(err))
+        return no_verdict(INTEGRATION_TESTS, gate, threshold, str(err))
     if results.executed == 0:
         why = f"{report.location} records no executed test case: the integration tests did not run"
-        return _no_verdict(INTEGRATION_TESTS, gate, threshold, why)
+        return no_verdict(INTEGRATION_TESTS, gate, threshold, why)
     pass_percent = results.passed / results.executed * 100
     failed = results.failures + results.errors
     passed = _percent(pass_percent)
@@ -128,7 +128,7 @@ def check_integration_tests(
     rows: list[dict[str, Cell]] = [
         {"test": test.name, "outcome": test.outcome, "message": test.message} for test in results.failed
     ] or [{"test": f"all {results.executed} executed test cases", "outcome": "passed", "message": skipped}]
-    return _judged(
+    return judged(
         INTEGRATION_TESTS,
         gate,
         ok=pass_percent >= gate.min_pass_percent,
@@ -160,7 +160,7 @@ def check_security_scan(
         f" and {gate.max_high} HIGH per image" if gate.max_high is not None else " per image (HIGH listed, not gating)"
     )
     if not images:
-        return _no_verdict(SECURITY_SCAN, gate, threshold, "no image to scan: the release plan lists no service")
+        return no_verdict(SECURITY_SCAN, gate, threshold, "no image to scan: the release plan lists no service")
     trivy = shutil.which("trivy") if use_trivy else None
 
     def scan(service: str, image: str) -> TrivyScan:
@@ -187,13 +187,13 @@ def check_security_scan(
     unread = "; ".join(f"{service}: {why}" for service, why in problems.items())
     if broken:
         summary = f"{SECURITY_SCAN}: {broken}" + (f"; no verdict for {unread}" if unread else "")
-        return _judged(
+        return judged(
             SECURITY_SCAN, gate, ok=False, measured=measured, threshold=threshold, summary=summary, rows=rows
         )
     if problems:
-        return _no_verdict(SECURITY_SCAN, gate, threshold, unread, rows=rows, measured=measured)
+        return no_verdict(SECURITY_SCAN, gate, threshold, unread, rows=rows, measured=measured)
     summary = f"{SECURITY_SCAN}: {measured}; allowed: {threshold}"
-    return _judged(SECURITY_SCAN, gate, ok=True, measured=measured, threshold=threshold, summary=summary, rows=rows)
+    return judged(SECURITY_SCAN, gate, ok=True, measured=measured, threshold=threshold, summary=summary, rows=rows)
 
 
 def _violations(gate: SecurityScanGate, scan: TrivyScan) -> list[str]:
@@ -268,7 +268,7 @@ def check_performance(
         baseline_report = read_report(gate.baseline, reports_root, http_client=http_client, tag=tag)
         baseline = parse_k6_summary(baseline_report)
     except ReportError as err:
-        return _no_verdict(PERFORMANCE, gate, threshold, str(err))
+        return no_verdict(PERFORMANCE, gate, threshold, str(err))
     comparisons = _comparisons(baseline, current)
     regressions = [c for c in comparisons if c.worse_by() > c.band(band)]
     improvements = [c for c in comparisons if -c.worse_by() > c.band(band)]
@@ -292,12 +292,12 @@ def check_performance(
             f"is beyond the allowed ±{_percent(band)}"
             for c in regressions
         )
-        return _judged(PERFORMANCE, gate, ok=False, measured=measured, threshold=threshold, summary=summary, rows=rows)
+        return judged(PERFORMANCE, gate, ok=False, measured=measured, threshold=threshold, summary=summary, rows=rows)
     summary = f"{PERFORMANCE}: {measured}, within ±{_percent(band)} of the baseline"
     if improvements:
         better = ", ".join(f"{c.metric} ({c.change()})" for c in improvements)
         summary += f"; {better} improved beyond the band: consider updating the baseline {baseline_report.location}"
-    return _judged(PERFORMANCE, gate, ok=True, measured=measured, threshold=threshold, summary=summary, rows=rows)
+    return judged(PERFORMANCE, gate, ok=True, measured=measured, threshold=threshold, summary=summary, rows=rows)
 
 
 def _comparisons(baseline: LoadTestSummary, current: LoadTestSummary) -> list[_Comparison]:
@@ -322,10 +322,10 @@ def check_code_quality(gate: CodeQualityGate, tag: str, http_client: httpx.Clien
             status = sonar.quality_gate(gate.project_key)
             grade = sonar.maintainability_grade(gate.project_key)
         except ReportError as err:
-            return _no_verdict(CODE_QUALITY, gate, threshold, str(err))
+            return no_verdict(CODE_QUALITY, gate, threshold, str(err))
     if status.status == "NONE":
         why = f"SonarQube has no quality gate status for '{gate.project_key}' (NONE): assign a quality gate and analyse"
-        return _no_verdict(CODE_QUALITY, gate, threshold, why)
+        return no_verdict(CODE_QUALITY, gate, threshold, why)
     problems = []
     if status.status != "OK":
         failing = ", ".join(
@@ -352,7 +352,7 @@ def check_code_quality(gate: CodeQualityGate, tag: str, http_client: httpx.Clien
         summary = f"{CODE_QUALITY}: {'; '.join(problems)}, where {threshold} is expected: {consequence}"
     else:
         summary = f"{CODE_QUALITY}: {measured}, meeting {threshold}"
-    return _judged(
+    return judged(
         CODE_QUALITY, gate, ok=not problems, measured=measured, threshold=threshold, summary=summary, rows=rows
     )
 
@@ -360,9 +360,10 @@ def check_code_quality(gate: CodeQualityGate, tag: str, http_client: httpx.Clien
 # --- shared -----------------------------------------------------------------------------
 
 
-def _judged(
+def judged(
     name: str, gate: Gate, *, ok: bool, measured: str, threshold: str, summary: str, rows: list[dict[str, Cell]]
 ) -> GateResult:
+    """A verdict: passed, or failed (required) / warning (recommended)."""
     verdict: Verdict = "passed" if ok else "failed" if gate.required else "warning"
     return GateResult(
         gate=name,
@@ -376,7 +377,7 @@ def _judged(
     )
 
 
-def _no_verdict(
+def no_verdict(
     name: str,
     gate: Gate,
     threshold: str,
@@ -385,6 +386,7 @@ def _no_verdict(
     rows: list[dict[str, Cell]] | None = None,
     measured: str = "unknown",
 ) -> GateResult:
+    """No verdict (`error`): what the gate needs could not be read; a required gate then stops the release."""
     return GateResult(
         gate=name,
         required=gate.required,

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import os
+
 from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
+from prefect.blocks.system import Secret
 
 from delivery import gates
+from delivery.migrations.gate import check_database_migrations
+from delivery.policy.models import DatabaseMigrationsGate
 from delivery.release.retrying import HTTP_STEP
 from delivery.release.runtime import runtime
 from delivery.release.state import GateResult, ReleasePlan
 from tasks.records import artifact_key, audit
 from tasks.retry import transient_only
 
-GATES = ("unit_tests", "integration_tests", "security_scan", "performance", "code_quality")
+GATES = ("unit_tests", "integration_tests", "security_scan", "performance", "code_quality", "database_migrations")
 
 
 @task(name="quality gate", task_run_name="gate {gate}", retry_condition_fn=transient_only, **HTTP_STEP)
@@ -26,6 +31,7 @@ def check_gate(gate: str, tag: str, images: dict[str, str]) -> GateResult:
         "security_scan": lambda: gates.check_security_scan(config, tag, images, root, use_trivy=rt.settings.run_trivy),
         "performance": lambda: gates.check_performance(config, tag, root),
         "code_quality": lambda: gates.check_code_quality(config, tag),
+        "database_migrations": lambda: check_database_migrations(config, tag, root, lambda: database_dsn(config)),
     }
     result = checks[gate]()
     create_table_artifact(result.rows or [{"result": result.summary}], key=artifact_key(f"gate-{gate}-{tag}"), description=result.summary)
@@ -34,6 +40,18 @@ def check_gate(gate: str, tag: str, images: dict[str, str]) -> GateResult:
     return GateResult(gate=gate, required=result.required, verdict=result.verdict, measured=str(result.measured),
                       threshold=str(result.threshold), on_failure=result.on_failure, summary=result.summary,
                       blocks=bool(gates.blocking([result])))
+
+
+def database_dsn(gate: DatabaseMigrationsGate) -> str | None:
+    """The migration database's DSN: the environment variable the gate names, else its Prefect Secret block."""
+    if dsn := os.environ.get(gate.dsn_env):
+        return dsn
+    if not gate.dsn_secret_block:
+        return None
+    try:
+        return Secret.load(gate.dsn_secret_block).get()
+    except ValueError:  # no such block
+        return None
 
 
 def run_quality_gates(tag: str, plan: ReleasePlan) -> list[GateResult]:

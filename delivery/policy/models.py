@@ -195,12 +195,25 @@ class CodeQualityGate(Gate):
     project_key: str = "tripgen"
 
 
+class DatabaseMigrationsGate(Gate):
+    """R-DB-3 before anything changes: squawk on every file, then the chain on throwaway copies of the schema."""
+
+    report: str = "migrations/{tag}"  # the tag's migrations directory, under the reports root like the reports
+    dsn_env: str = Field(default="TRIPGEN_DATABASE_URL", pattern=r"^[A-Z_][A-Z0-9_]*$")
+    dsn_secret_block: str | None = "tripgen-database-url"  # a Prefect Secret block, when the variable is unset
+    pg_version: str = Field(default="15", pattern=r"^\d+(\.\d+)?$")
+    lock_timeout: PositiveDuration = _d("5s")
+    statement_timeout: PositiveDuration = _d("15m")
+    batch_size: int = Field(default=1000, ge=1)
+
+
 class QualityGates(Strict):
     unit_tests: UnitTestGate = UnitTestGate()
     integration_tests: IntegrationTestGate = IntegrationTestGate()
     security_scan: SecurityScanGate = SecurityScanGate()
     performance: PerformanceGate = PerformanceGate()
     code_quality: CodeQualityGate = CodeQualityGate()
+    database_migrations: DatabaseMigrationsGate = DatabaseMigrationsGate()
 
 
 # --- validation, blue-green, watch (R-VAL, R-BG, R-MON, R-INC) ------------------------

@@ -1,0 +1,57 @@
+"""The `database migrations` quality gate (R-DB-3): the tag's files linted by squawk, then rehearsed on
+throwaway copies of the production schema, before the release touches staging."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from delivery.gates import GateResult, judged, no_verdict
+from delivery.migrations.bundle import MigrationBundle
+from delivery.migrations.lint import lint
+from delivery.migrations.rehearsal import rehearse
+from delivery.migrations.runner import Limits, MigrationError
+from delivery.policy.models import DatabaseMigrationsGate
+
+DATABASE_MIGRATIONS = "database migrations"
+THRESHOLD = "no blocking squawk finding; expand → backfill → contract and expand → down pass on a schema copy"
+
+
+def limits_of(gate: DatabaseMigrationsGate) -> Limits:
+    return Limits(gate.lock_timeout, gate.statement_timeout, gate.batch_size)
+
+
+def check_database_migrations(gate: DatabaseMigrationsGate, tag: str, root: Path,
+                              dsn: Callable[[], str | None]) -> GateResult:
+    """Passed when the tag has no migrations, or they lint clean and rehearse; `dsn()` (asked only then) is None
+    when no database is configured."""
+    directory = root / gate.report.format(tag=tag)
+    try:
+        bundle = MigrationBundle.load(directory.parent, directory.name)
+    except ValueError as err:
+        return judged(DATABASE_MIGRATIONS, gate, ok=False, measured="malformed", threshold=THRESHOLD,
+                       summary=f"{DATABASE_MIGRATIONS}: {err}", rows=[{"problem": str(err)}])
+    if bundle.empty:
+        return judged(DATABASE_MIGRATIONS, gate, ok=True, measured="none", threshold=THRESHOLD,
+                       summary=f"{DATABASE_MIGRATIONS}: {tag} ships none ({directory})", rows=[])
+    findings = lint(bundle, gate.pg_version)
+    rows = [{"file": str(f.file.relative_to(directory)), "line": f.line, "rule": f.rule, "message": f.message,
+             "blocks": "yes" if f.blocking else "no"} for f in findings]
+    blocking = [f for f in findings if f.blocking]
+    if blocking:
+        return judged(DATABASE_MIGRATIONS, gate, ok=False, measured=f"{len(blocking)} blocking finding(s)", threshold=THRESHOLD,
+                       summary=f"{DATABASE_MIGRATIONS}: " + "; ".join(map(str, blocking)), rows=rows)
+    if (database := dsn()) is None:
+        return no_verdict(DATABASE_MIGRATIONS, gate, THRESHOLD, f"no database to rehearse on: set {gate.dsn_env}"
+                           + (f" or the Prefect Secret block {gate.dsn_secret_block!r}" if gate.dsn_secret_block else ""))
+    try:
+        rehearsal = rehearse(database, bundle, limits_of(gate))
+    except MigrationError as err:
+        return no_verdict(DATABASE_MIGRATIONS, gate, THRESHOLD, f"the rehearsal could not run: {err}", rows=rows)
+    rows += [{"rehearsal": step} for step in rehearsal.ran] + [{"problem": p} for p in rehearsal.problems]
+    count = len(bundle.files())
+    if not rehearsal.passed:
+        return judged(DATABASE_MIGRATIONS, gate, ok=False, measured="rehearsal failed", threshold=THRESHOLD,
+                       summary=f"{DATABASE_MIGRATIONS}: " + "; ".join(rehearsal.problems), rows=rows)
+    return judged(DATABASE_MIGRATIONS, gate, ok=True, measured=f"{count} file(s)", threshold=THRESHOLD,
+                   summary=f"{DATABASE_MIGRATIONS}: {count} file(s) lint clean and rehearse on a schema copy", rows=rows)
