@@ -24,7 +24,7 @@ import yaml
 from delivery.sandbox.endpoints import Endpoints
 from delivery.sandbox.process import end_with_parent, sandbox_process
 from tests.conftest import REPO
-from tests.release.conftest import fast_policy_data, reports_root, worker_settings
+from tests.release.conftest import fast_policy_data, fast_scenario, reports_root, worker_settings
 
 # PostgreSQL as .ci/run starts it: the Debian cluster, reached by root over its Unix socket (peer auth)
 ADMIN_DSN = os.environ.get("TRIPGEN_TEST_POSTGRES", "postgresql://root@/postgres?host=/var/run/postgresql")
@@ -159,7 +159,7 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
         server = stack_.enter_context(process(
             [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
             server_env, logs / "server.log"))
-        endpoints = stack_.enter_context(sandbox_process(work, policy_file))
+        endpoints = stack_.enter_context(sandbox_process(work, policy_file, "--scenario", str(fast_scenario(work))))
         wait_healthy(api_url, server, logs / "server.log")
         env = {**base_env(work / "client-home"), "PREFECT_API_URL": api_url, "PREFECT_UI_URL": ui_url,
                "PREFECT_API_AUTH_STRING": auth_string}
