@@ -14,6 +14,7 @@ from pathlib import Path
 from delivery.sandbox.endpoints import Endpoints
 
 START_TIMEOUT = 30
+STOP_TIMEOUT = 15
 PR_SET_PDEATHSIG = 1
 _prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None  # looked up before any fork
 
@@ -42,6 +43,20 @@ def sandbox_process(work_dir: Path, policy_file: Path | None = None, *extra: str
                 time.sleep(0.1)
             yield Endpoints.read(state)
         finally:
-            process.terminate()
-            process.wait(timeout=15)
+            stop(process, log_path)
     assert not (state / "endpoints.json").exists(), "a stopped sandbox must remove its endpoints file"
+
+
+def stop(process: subprocess.Popen, log_path: Path, timeout: float = STOP_TIMEOUT) -> None:
+    """SIGTERM, then wait; a sandbox still running after `timeout` has its stacks printed to its log (SIGUSR1),
+    is killed, and fails with them."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGUSR1)
+        time.sleep(1)
+        process.kill()
+        process.wait()
+        raise AssertionError(f"the sandbox did not stop within {timeout:g}s of SIGTERM; its threads:\n"
+                             + log_path.read_text(errors="replace")[-6000:]) from None

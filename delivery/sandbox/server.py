@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import random
 import signal
 import socket
@@ -184,7 +185,8 @@ class Sandbox:
 
 
 def run_sandbox(sandbox: Sandbox) -> None:
-    """Serve until SIGINT or SIGTERM, then stop cleanly."""
+    """Serve until SIGINT or SIGTERM, then stop cleanly; SIGUSR1 prints every thread's stack (a stop that hangs)."""
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
 
     async def main() -> None:
         stop = asyncio.Event()

@@ -7,6 +7,9 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
+from delivery.sandbox.process import stop
 from tests.conftest import REPO
 
 PARENT = """
@@ -31,3 +34,26 @@ def test_a_killed_parent_takes_its_sandbox_with_it(tmp_path: Path) -> None:
     while sandboxes_in(tmp_path):
         assert time.monotonic() < deadline, f"sandbox {sandboxes_in(tmp_path)} outlived its parent"
         time.sleep(0.2)
+
+
+DEAF = """
+import faulthandler, signal, time
+faulthandler.register(signal.SIGUSR1, all_threads=True)  # as run_sandbox does
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+print("serving", flush=True)
+while True:
+    time.sleep(0.1)
+"""
+
+
+def test_a_sandbox_that_does_not_stop_is_killed_and_fails_with_its_stacks(tmp_path: Path) -> None:
+    log_path = tmp_path / "sandbox.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen([sys.executable, "-u", "-c", DEAF], stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while "serving" not in log_path.read_text():
+        assert time.monotonic() < deadline and process.poll() is None, log_path.read_text()
+        time.sleep(0.05)
+    with pytest.raises(AssertionError, match=r"did not stop within 1s of SIGTERM; its threads:[\s\S]*most recent call first"):
+        stop(process, log_path, timeout=1)
+    assert process.returncode == -9
