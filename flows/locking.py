@@ -44,6 +44,7 @@ def production_release_lock() -> Iterator[str | None]:
             if guard:
                 guard.stop()
                 LOCK_GUARDS.forget(run_id)
+            STOP_SIGNALS.forget_prefix(run_id)
 
 
 def lock_guard(lease: str, run_id: str) -> LockGuard:

@@ -164,22 +164,34 @@ class StopSignals:
 
     def __init__(self) -> None:
         self._events: dict[str, threading.Event] = {}
+        self._stopped: set[str] = set()
         self._lock = threading.Lock()
 
     def get(self, name: str) -> threading.Event:
+        """The named signal; already set when its prefix was stopped (a watch that starts after the stop)."""
         with self._lock:
-            return self._events.setdefault(name, threading.Event())
+            event = self._events.setdefault(name, threading.Event())
+            if any(name.startswith(prefix) for prefix in self._stopped):
+                event.set()
+            return event
 
     def forget(self, name: str) -> None:
         with self._lock:
             self._events.pop(name, None)
 
     def stop_prefixed(self, prefix: str) -> None:
-        """Set every signal whose name starts with `prefix` (a run's flow run id: all of that run's watches)."""
+        """Set every signal whose name starts with `prefix` (a run's flow run id: all of that run's watches), now
+        and when one is asked for later, until `forget_prefix`."""
         with self._lock:
+            self._stopped.add(prefix)
             events = [event for name, event in self._events.items() if name.startswith(prefix)]
         for event in events:
             event.set()
+
+    def forget_prefix(self, prefix: str) -> None:
+        """The run has ended: signals asked for with `prefix` start unset again."""
+        with self._lock:
+            self._stopped.discard(prefix)
 
 
 STOP_SIGNALS = StopSignals()

@@ -70,6 +70,16 @@ def test_a_stop_signal_ends_a_watch_as_cancelled_without_another_check():
     assert not signals.get("batch-1").is_set()  # a new batch gets a fresh signal
 
 
+def test_a_stopped_run_s_watches_that_start_later_are_stopped_at_once():
+    """A lost lock between a switch and its watch's start: the watch must not run its whole length."""
+    signals = StopSignals()
+    signals.stop_prefixed("run-1")
+    assert signals.get("run-1-batch-user-service").is_set() and not signals.get("run-2-batch-user-service").is_set()
+    signals.forget("run-1-batch-user-service")
+    signals.forget_prefix("run-1")
+    assert not signals.get("run-1-batch-user-service").is_set()
+
+
 def test_a_watch_waits_its_interval_on_the_signal_so_setting_it_ends_the_wait():
     stop, seen = threading.Event(), []
     waiting = threading.Thread(target=lambda: seen.append(run_watch(
