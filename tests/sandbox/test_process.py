@@ -11,6 +11,7 @@ import pytest
 
 from delivery.sandbox.process import stop
 from tests.conftest import REPO
+from tests.waiting import wait_until
 
 PARENT = """
 import os, sys
@@ -42,7 +43,7 @@ faulthandler.register(signal.SIGUSR1, all_threads=True)  # as run_sandbox does
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
 print("serving", flush=True)
 while True:
-    time.sleep(0.1)
+    signal.pause()
 """
 
 
@@ -50,10 +51,8 @@ def test_a_sandbox_that_does_not_stop_is_killed_and_fails_with_its_stacks(tmp_pa
     log_path = tmp_path / "sandbox.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen([sys.executable, "-u", "-c", DEAF], stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 30
-    while "serving" not in log_path.read_text():
-        assert time.monotonic() < deadline and process.poll() is None, log_path.read_text()
-        time.sleep(0.05)
+    wait_until(lambda: "serving" in log_path.read_text(), 30, "the deaf process to start",
+               invariant=lambda: process.poll() is None)
     with pytest.raises(AssertionError, match=r"did not stop within 1s of SIGTERM; its threads:[\s\S]*most recent call first"):
         stop(process, log_path, timeout=1)
     assert process.returncode == -9
