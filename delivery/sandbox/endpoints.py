@@ -22,10 +22,14 @@ class Endpoints:
     control: str
 
     def write(self, state_dir: Path, namespace: str = "production") -> None:
-        """Write endpoints.json and a kubeconfig whose current context is the sandbox."""
+        """Write a kubeconfig whose current context is the sandbox, then endpoints.json.
+
+        Each file appears whole (written aside, then renamed), and endpoints.json last: whoever
+        waits for it finds the kubeconfig complete.
+        """
         state_dir.mkdir(parents=True, exist_ok=True)
-        (state_dir / "endpoints.json").write_text(json.dumps(asdict(self), indent=2) + "\n")
-        (state_dir / "kubeconfig").write_text(yaml.safe_dump(kubeconfig(self.kubernetes, namespace), sort_keys=False))
+        _write_whole(state_dir / "kubeconfig", yaml.safe_dump(kubeconfig(self.kubernetes, namespace), sort_keys=False))
+        _write_whole(state_dir / "endpoints.json", json.dumps(asdict(self), indent=2) + "\n")
 
     @classmethod
     def read(cls, state_dir: Path) -> Endpoints:
@@ -42,6 +46,13 @@ class Endpoints:
         """Remove the files, so nobody finds a stopped sandbox."""
         for name in ("endpoints.json", "kubeconfig"):
             (state_dir / name).unlink(missing_ok=True)
+
+
+def _write_whole(path: Path, text: str) -> None:
+    """Write `text` beside `path` and rename it into place, so no reader sees a part of it."""
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text)
+    partial.replace(path)
 
 
 def kubeconfig(server: str, namespace: str) -> dict:
