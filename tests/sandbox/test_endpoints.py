@@ -11,6 +11,7 @@ from delivery.sandbox.endpoints import Endpoints
 
 ENDPOINTS = Endpoints(*(f"http://127.0.0.1:{port}" for port in range(8001, 8006)))
 
+
 def test_the_kubeconfig_is_complete_whenever_endpoints_json_exists(tmp_path: Path, monkeypatch) -> None:
     placed: list[tuple[str, dict]] = []
     original = Path.replace
