@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+
+import yaml
+
+NEEDS_FILE = "needs.yaml"
 
 
 class Phase(str, Enum):
@@ -47,11 +51,13 @@ class MigrationFile:
 
 @dataclass(frozen=True)
 class MigrationBundle:
-    """The migrations of one tag by phase (each phase possibly empty)."""
+    """The migrations of one tag by phase (each phase possibly empty), and the tables and columns the tag's
+    version reads and writes (`needs.yaml`: `table: [column, ...]`), which must hold after each phase it runs on."""
 
     tag: str
     directory: Path
     phases: dict[Phase, tuple[MigrationFile, ...]]
+    needs: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, root: Path, tag: str) -> MigrationBundle:
@@ -62,8 +68,11 @@ class MigrationBundle:
         if not directory.is_dir():
             return cls(tag, directory, phases)
         known = {phase.value: phase for phase in Phase}
-        problems = [f"{entry}: not a phase directory ({', '.join(known)})"
-                    for entry in sorted(directory.iterdir()) if entry.name not in known or not entry.is_dir()]
+        problems = [f"{entry}: not a phase directory ({', '.join(known)}) or {NEEDS_FILE}"
+                    for entry in sorted(directory.iterdir())
+                    if (entry.name not in known or not entry.is_dir()) and not (entry.name == NEEDS_FILE and entry.is_file())]
+        needs, problem = _needs(directory / NEEDS_FILE)
+        problems += [problem] if problem else []
         for name, phase in known.items():
             folder = directory / name
             if not folder.is_dir():
@@ -75,7 +84,7 @@ class MigrationBundle:
             raise ValueError("; ".join(problems))
         if phases[Phase.EXPAND] and not phases[Phase.DOWN]:
             raise ValueError(f"{directory / 'expand'}: expand has no down/ to undo it when the release is rolled back")
-        return cls(tag, directory, phases)
+        return cls(tag, directory, phases, needs)
 
     def files(self) -> tuple[MigrationFile, ...]:
         return tuple(f for phase in Phase for f in self.phases[phase])
@@ -83,3 +92,17 @@ class MigrationBundle:
     @property
     def empty(self) -> bool:
         return not self.files()
+
+
+def _needs(path: Path) -> tuple[dict[str, tuple[str, ...]], str | None]:
+    """The tables and columns `needs.yaml` lists (none without the file), or the problem that makes it unreadable."""
+    if not path.is_file():
+        return {}, None
+    try:
+        loaded = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        return {}, f"{path}: not YAML: {err}"
+    if not isinstance(loaded, dict) or not all(
+            isinstance(t, str) and isinstance(c, list) and c and all(isinstance(x, str) for x in c) for t, c in loaded.items()):
+        return {}, f"{path}: must map each table to a list of its columns (trips: [id, destination])"
+    return {table: tuple(columns) for table, columns in loaded.items()}, None

@@ -10,7 +10,7 @@ from delivery.gates import GateResult, judged, no_verdict
 from delivery.migrations.bundle import MigrationBundle
 from delivery.migrations.lint import lint
 from delivery.migrations.rehearsal import rehearse
-from delivery.migrations.runner import Limits, MigrationError
+from delivery.migrations.runner import Limits, MigrationError, edited_files
 from delivery.policy.models import DatabaseMigrationsGate
 
 DATABASE_MIGRATIONS = "database migrations"
@@ -31,7 +31,7 @@ def check_database_migrations(gate: DatabaseMigrationsGate, tag: str, root: Path
     except ValueError as err:
         return judged(DATABASE_MIGRATIONS, gate, ok=False, measured="malformed", threshold=THRESHOLD,
                        summary=f"{DATABASE_MIGRATIONS}: {err}", rows=[{"problem": str(err)}])
-    if bundle.empty:
+    if bundle.empty and not bundle.needs:
         return judged(DATABASE_MIGRATIONS, gate, ok=True, measured="none", threshold=THRESHOLD,
                        summary=f"{DATABASE_MIGRATIONS}: {tag} ships none ({directory})", rows=[])
     findings = lint(bundle, gate.pg_version)
@@ -45,9 +45,14 @@ def check_database_migrations(gate: DatabaseMigrationsGate, tag: str, root: Path
         return no_verdict(DATABASE_MIGRATIONS, gate, THRESHOLD, f"no database to rehearse on: set {gate.dsn_env}"
                            + (f" or the Prefect Secret block {gate.dsn_secret_block!r}" if gate.dsn_secret_block else ""))
     try:
-        rehearsal = rehearse(database, bundle, limits_of(gate))
+        edited = edited_files(database, bundle)
+        rehearsal = rehearse(database, bundle, limits_of(gate)) if not edited else None
     except MigrationError as err:
         return no_verdict(DATABASE_MIGRATIONS, gate, THRESHOLD, f"the rehearsal could not run: {err}", rows=rows)
+    if edited:
+        return judged(DATABASE_MIGRATIONS, gate, ok=False, measured=f"{len(edited)} applied file(s) edited", threshold=THRESHOLD,
+                       summary=f"{DATABASE_MIGRATIONS}: applied migrations were edited since: " + "; ".join(edited),
+                       rows=rows + [{"problem": f"edited since applied: {e}"} for e in edited])
     rows += [{"rehearsal": step} for step in rehearsal.ran] + [{"problem": p} for p in rehearsal.problems]
     count = len(bundle.files())
     if not rehearsal.passed:

@@ -1,5 +1,9 @@
 """The whole chain on throwaway copies of the production schema before anything changes (R-DB-3): expand,
-backfill, contract on one copy; expand then down on another, which must give back the schema it started from."""
+backfill, contract on one copy; expand then down on another, which must give back the schema it started from.
+
+The compatibility contract is checked on the copy, not assumed: after expand and backfill every column the
+old color reads is still there with its type, and after each phase the tag's own `needs.yaml` holds (its
+version deploys after expand, and stays the next release's rollback target after contract)."""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from delivery.migrations.bundle import MigrationBundle, Phase
+from delivery.migrations.bundle import NEEDS_FILE, MigrationBundle, Phase
 from delivery.migrations.runner import LEDGER, Limits, MigrationError, MigrationRunner
 
 LIBPQ_ENV = {"host": "PGHOST", "port": "PGPORT", "user": "PGUSER", "password": "PGPASSWORD", "dbname": "PGDATABASE",
@@ -37,10 +41,15 @@ def rehearse(dsn: str, bundle: MigrationBundle, limits: Limits) -> Rehearsal:
     """Run `bundle` on two copies of the schema at `dsn` (on the same server, dropped afterwards); `dsn` is untouched."""
     result, source = Rehearsal(), schema_of(dsn)
     with schema_copy(dsn, source) as copy:
-        runner = MigrationRunner(copy, limits, log=lambda _: None)
+        runner, before = MigrationRunner(copy, limits, log=lambda _: None), columns_of(copy)
         for phase in (Phase.EXPAND, Phase.BACKFILL, Phase.CONTRACT):
             if not _step(result, phase.value, lambda p=phase: runner.run(bundle, p)):
                 break
+            after = columns_of(copy)
+            old_color = [] if phase is Phase.CONTRACT else removed(before, after)
+            result.problems += [f"{phase.value}: {c} — the old color still reads it while traffic can switch back" for c in old_color]
+            result.problems += [f"{phase.value}: {c}, which {bundle.tag} needs ({bundle.directory / NEEDS_FILE})"
+                                for c in missing(bundle.needs, after)]
     if bundle.phases[Phase.EXPAND]:
         with schema_copy(dsn, source) as copy:
             runner = MigrationRunner(copy, limits, log=lambda _: None)
@@ -49,6 +58,28 @@ def rehearse(dsn: str, bundle: MigrationBundle, limits: Limits) -> Rehearsal:
                     diff = difflib.unified_diff(source.splitlines(), after.splitlines(), "before", "after down", lineterm="", n=0)
                     result.problems.append("down does not restore the schema:\n" + "\n".join(list(diff)[2:40]))
     return result
+
+
+Columns = dict[tuple[str, str], str]
+
+
+def columns_of(dsn: str) -> Columns:
+    """(table or view, column) -> data type, in the public schema."""
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute("SELECT table_name, column_name, data_type FROM information_schema.columns "
+                            "WHERE table_schema = 'public'").fetchall()
+    return {(table, column): kind for table, column, kind in rows if table != LEDGER}
+
+
+def removed(before: Columns, after: Columns) -> list[str]:
+    """Columns of `before` gone or of another type in `after`, as `table.column is gone` lines."""
+    return [f"{t}.{c} is gone" if (t, c) not in after else f"{t}.{c} changed from {kind} to {after[(t, c)]}"
+            for (t, c), kind in sorted(before.items()) if after.get((t, c)) != kind]
+
+
+def missing(needs: dict[str, tuple[str, ...]], columns: Columns) -> list[str]:
+    """The needed columns the schema lacks, as `table.column is missing` lines."""
+    return [f"{table}.{column} is missing" for table, wanted in needs.items() for column in wanted if (table, column) not in columns]
 
 
 def _step(result: Rehearsal, name: str, run) -> bool:

@@ -20,7 +20,7 @@ BATCH_SETTING = "tripgen.batch_size"  # a backfill reads it: ... LIMIT current_s
 
 LEDGER_DDL = f"""CREATE TABLE IF NOT EXISTS {LEDGER} (
     version text PRIMARY KEY, tag text NOT NULL, phase text NOT NULL, checksum text NOT NULL,
-    applied_at timestamptz NOT NULL DEFAULT now(), seconds double precision NOT NULL, rows bigint)"""
+    applied_at timestamptz NOT NULL DEFAULT now(), seconds double precision NOT NULL, rows bigint, sql text)"""
 
 
 class MigrationError(RuntimeError):
@@ -74,11 +74,6 @@ class MigrationRunner:
             finally:
                 conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
 
-    def edited(self, bundle: MigrationBundle) -> list[str]:
-        """Applied files whose content changed since (each refused), as `version: applied X, now Y`."""
-        with self._session() as conn:
-            return _edited(conn, bundle.files())
-
     def run(self, bundle: MigrationBundle, phase: Phase, progress: Progress | None = None) -> list[Applied]:
         """Apply the phase's files not yet in the ledger, in order; refuses the lot if an applied file was edited."""
         files = bundle.phases[phase]
@@ -104,8 +99,8 @@ class MigrationRunner:
 
     def _apply(self, conn: psycopg.Connection, file: MigrationFile, progress: Progress | None) -> Applied:
         result = self._backfill(conn, file, progress) if file.phase is Phase.BACKFILL else self._execute(conn, file)
-        conn.execute(f"INSERT INTO {LEDGER} (version, tag, phase, checksum, seconds, rows) VALUES (%s, %s, %s, %s, %s, %s)",
-                     (file.version, file.tag, file.phase.value, file.checksum, result.seconds, result.rows))
+        conn.execute(f"INSERT INTO {LEDGER} (version, tag, phase, checksum, seconds, rows, sql) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                     (file.version, file.tag, file.phase.value, file.checksum, result.seconds, result.rows, file.sql))
         self.log(f"migration {file.version} applied in {result.seconds:.2f}s"
                  + (f" ({result.rows} rows)" if result.rows is not None else ""))
         return result
@@ -147,6 +142,17 @@ class MigrationRunner:
         return Applied(file.version, time.monotonic() - started, rows)
 
 
+def edited_files(dsn: str, bundle: MigrationBundle) -> list[str]:
+    """Applied files of `bundle` whose content changed since, read without a lock or any write (the gate's check)."""
+    try:
+        with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
+            if conn.execute("SELECT to_regclass(%s)", (LEDGER,)).fetchone()[0] is None:
+                return []
+            return _edited(conn, bundle.files())
+    except psycopg.OperationalError as err:
+        raise MigrationError(f"cannot connect to the migration database: {str(err).strip()}") from None
+
+
 def _applied(conn: psycopg.Connection, versions: Sequence[str]) -> set[str]:
     rows = conn.execute(f"SELECT version FROM {LEDGER} WHERE version = ANY(%s)", (list(versions),)).fetchall()
     return {row[0] for row in rows}
@@ -154,9 +160,19 @@ def _applied(conn: psycopg.Connection, versions: Sequence[str]) -> set[str]:
 
 def _edited(conn: psycopg.Connection, files: Sequence[MigrationFile]) -> list[str]:
     by_version = {f.version: f for f in files}
-    rows = conn.execute(f"SELECT version, checksum FROM {LEDGER} WHERE version = ANY(%s)", (list(by_version),)).fetchall()
-    return [f"{by_version[v].path}: applied with checksum {c[:12]}, now {by_version[v].checksum[:12]}"
-            for v, c in rows if by_version[v].checksum != c]
+    rows = conn.execute(f"SELECT version, checksum, sql FROM {LEDGER} WHERE version = ANY(%s)", (list(by_version),)).fetchall()
+    return [f"{by_version[v].path}: {_first_change(applied, by_version[v].sql)}applied with checksum {c[:12]}, now "
+            f"{by_version[v].checksum[:12]}: an applied migration is never edited, add a new file instead"
+            for v, c, applied in rows if by_version[v].checksum != c]
+
+
+def _first_change(applied: str | None, now: str) -> str:
+    """`line N: ` where the file first differs from what was applied (nothing when the applied text is unknown)."""
+    if applied is None:
+        return ""
+    old, new = applied.splitlines(), now.splitlines()
+    line = next((n for n, (a, b) in enumerate(zip(old, new), 1) if a != b), min(len(old), len(new)) + 1)
+    return f"line {line}: "
 
 
 def _ms(duration: timedelta) -> str:

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from delivery.migrations.bundle import MigrationBundle, Phase
-from delivery.migrations.runner import LEDGER, LOCK_KEY, Limits, MigrationError, MigrationRunner
+from delivery.migrations.runner import LEDGER, LOCK_KEY, Limits, MigrationError, MigrationRunner, edited_files
 from tests.migrations.conftest import write
 from tests.waiting import wait_until
 
@@ -59,9 +59,9 @@ def test_an_applied_file_edited_since_is_refused_and_nothing_runs(database, tmp_
     runner = MigrationRunner(database, LIMITS, log=lambda _: None)
     runner.run(bundle(tmp_path), Phase.EXPAND)
     edited = bundle(tmp_path, {**V120, "expand/001_add_score.sql": EXPAND.replace("3,2", "4,2")})
-    with pytest.raises(MigrationError, match=r"expand/001_add_score.sql: applied with checksum \w{12}, now \w{12}"):
+    with pytest.raises(MigrationError, match=r"expand/001_add_score.sql: line 1: applied with checksum \w{12}, now \w{12}"):
         runner.run(edited, Phase.BACKFILL)
-    assert runner.edited(edited) and ledger(database) == [("v1.2.0/expand/001_add_score.sql", "expand")]
+    assert edited_files(database, edited) and ledger(database) == [("v1.2.0/expand/001_add_score.sql", "expand")]
 
 
 def test_down_restores_the_schema_and_forgets_expand_and_backfill(database, tmp_path):
