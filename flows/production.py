@@ -1,4 +1,5 @@
-"""Production, blue-green (R-BG, R-PAR): groups in order, at most N services at once, each recorded, switched, watched.
+"""Production, blue-green (R-BG, R-PAR): groups in order, at most N services at once, each recorded, switched, watched;
+the backfill runs once the last batch switched, before its watch.
 
 A failed check or any error raises; the release flow's restore path then puts every switched
 service back (flows/release.py), so this runbook never has to undo anything itself.
@@ -9,11 +10,13 @@ from __future__ import annotations
 from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
 
+from delivery.migrations.bundle import Phase
 from delivery.release.plan import batches
 from delivery.release.runtime import runtime
 from delivery.release.state import ProductionOutcome, ReleaseFailed, ReleasePlan
 from delivery.release.watch import STOP_SIGNALS
 from tasks.bluegreen import deploy_idle_color, switch_traffic, validate_idle_color, wait_color_available
+from tasks.migrations import migrate
 from tasks.records import audit
 from tasks.release_record import ensure_lock_held, record_phase
 from tasks.watching import watch_service
@@ -22,14 +25,16 @@ from tasks.watching import watch_service
 def release_blue_green(plan: ReleasePlan, record: str, initiator: str, outcome: ProductionOutcome) -> None:
     """Every group in order, batch by batch: deploy and validate the idle colors, switch, watch."""
     at_once = runtime().policy.deployment_order.max_concurrent
-    for group in plan.groups:
-        for number, batch in enumerate(batches(group, at_once), 1):
-            colors = prepare_idle_colors(batch, plan, record)
-            for service in batch:
-                switch = switch_traffic(service, colors[service], record)
-                outcome.switches.append(switch)
-                audit(event="traffic_switched", actor=initiator, release=plan.tag, details=switch.model_dump())
-            watch_batch(batch, colors, plan.tag, record, f"{flow_run.id}-batch-{'-'.join(batch)}", outcome)
+    every_batch = [batch for group in plan.groups for batch in batches(group, at_once)]
+    for batch in every_batch:
+        colors = prepare_idle_colors(batch, plan, record)
+        for service in batch:
+            switch = switch_traffic(service, colors[service], record)
+            outcome.switches.append(switch)
+            audit(event="traffic_switched", actor=initiator, release=plan.tag, details=switch.model_dump())
+        if batch is every_batch[-1]:
+            migrate(record, plan.tag, Phase.BACKFILL, initiator)  # every service serves the new version: backfill
+        watch_batch(batch, colors, plan.tag, record, f"{flow_run.id}-batch-{'-'.join(batch)}", outcome)
 
 
 def prepare_idle_colors(batch: list[str], plan: ReleasePlan, record: str) -> dict[str, str]:

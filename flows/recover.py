@@ -74,7 +74,7 @@ def recover_record(record: ReleaseRecord, state: str | None, initiator: str) -> 
         free_lock(record.lock_lease)
     outcome = {"record": record.name, "flow_run": record.flow_run_id, "complete": report.complete, "restored": report.summary()}
     audit(event="deployment_recovered", actor=initiator, release=record.tag, details=outcome)
-    if not report.services:  # nothing had moved: still a crash people must hear of
+    if not report.changed_anything:  # nothing had moved: still a crash people must hear of
         numbers = {"record": record.name, "run": record.flow_run_id, "state": state or "unknown", "production": "untouched"}
         channels = list(runtime().policy.blue_green.notify)
         send_alert(alert(record.tag, "critical", f"{record.tag}: the release run crashed", numbers), channels=channels, open_incident=True)

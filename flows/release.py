@@ -1,4 +1,5 @@
-"""The release runbook (SPEC §2-§3): tag → gates → [lock, record] → staging → approval → window → production → watch → finish.
+"""The release runbook (SPEC §2-§3): tag → gates → [lock, record] → staging → approval → window → expand →
+production (deploy, switch, backfill, watch) → retire → contract → finish.
 
 Production changes are recorded in the cluster before they happen (delivery/release/record.py); any
 way the release ends after that, except "released", runs the one restore path.
@@ -14,6 +15,7 @@ from prefect.states import Failed
 
 from delivery.approvals import hotfix_auto_approves
 from delivery.gitops.changes import ChangeNote, noted
+from delivery.migrations.bundle import Phase
 from delivery.release.describe import approval_context, service_rows
 from delivery.release.plan import VersionTag
 from delivery.release.runtime import runtime
@@ -25,6 +27,8 @@ from flows.production import release_blue_green
 from flows.staging import StagingOutcome, release_to_staging
 from tasks.bluegreen import retire_old_color
 from tasks.gates import run_quality_gates
+from tasks.migrations import migrate
+from tasks.notifications import alert, send_alert
 from tasks.planning import plan_release
 from tasks.records import audit, publish_summary
 from tasks.release_record import close_release_record, open_release_record, restore_production, run_url
@@ -76,10 +80,12 @@ def release(
             rejected = approve(plan, gates, staging, initiator, hotfix, security_patch, severity, reason)
             if rejected:
                 return stop_before_production(record, "rejected", rejected, plan, started, initiator)
+            migrate(record, tag, Phase.EXPAND, initiator)  # additive only: the old color keeps working (R-DB-1 step 1)
             if strategy == "canary":
                 release_canary(plan, record, initiator, production)
+                migrate(record, tag, Phase.BACKFILL, initiator)  # every service promoted: nothing writes the old shape
             else:
-                release_blue_green(plan, record, initiator, production)
+                release_blue_green(plan, record, initiator, production)  # backfills after the last switch
         except BaseException as error:  # every way out but "released" restores production (issue 10)
             why = str(error) if isinstance(error, ReleaseFailed) else f"{type(error).__name__}: {error}"
             production.restore = restore_production(record, why, initiator)
@@ -93,7 +99,21 @@ def release(
             time.sleep(runtime().policy.blue_green.old_color_grace.total_seconds())
             for switch in production.switches:
                 retire_old_color(switch.service, switch.from_color, record)
-        return finish(tag, "released", "every service released and watched", plan, production, started, initiator)
+        detail = contract(record, tag, initiator)
+        return finish(tag, "released", detail, plan, production, started, initiator)
+
+
+def contract(record: str, tag: str, initiator: str) -> str:
+    """The contract phase, once no old color can take traffic back (R-DB-1 step 4); a failure leaves the schema
+    expanded, which the released version works on, and pages instead of rolling back."""
+    try:
+        migrate(record, tag, Phase.CONTRACT, initiator)
+    except Exception as error:  # noqa: BLE001 - released either way: the new version runs on the expanded schema
+        problem = f"contract failed, the schema stays expanded: {error}"
+        audit(event="migration_failed", actor=initiator, release=tag, details={"phase": "contract", "reason": str(error)})
+        send_alert(alert(tag, "high", f"{tag}: {problem}", {"record": record}), channels=list(runtime().policy.blue_green.notify))
+        return f"every service released and watched; {problem}"
+    return "every service released and watched"
 
 
 def approve(plan: ReleasePlan, gates: list[GateResult], staging: StagingOutcome, initiator: str, hotfix: bool,

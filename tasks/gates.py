@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import os
-
 from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
-from prefect.blocks.system import Secret
 
 from delivery import gates
 from delivery.migrations.gate import check_database_migrations
-from delivery.policy.models import DatabaseMigrationsGate
+from delivery.migrations.release import database_dsn
 from delivery.release.retrying import HTTP_STEP
 from delivery.release.runtime import runtime
 from delivery.release.state import GateResult, ReleasePlan
@@ -40,18 +37,6 @@ def check_gate(gate: str, tag: str, images: dict[str, str]) -> GateResult:
     return GateResult(gate=gate, required=result.required, verdict=result.verdict, measured=str(result.measured),
                       threshold=str(result.threshold), on_failure=result.on_failure, summary=result.summary,
                       blocks=bool(gates.blocking([result])))
-
-
-def database_dsn(gate: DatabaseMigrationsGate) -> str | None:
-    """The migration database's DSN: the environment variable the gate names, else its Prefect Secret block."""
-    if dsn := os.environ.get(gate.dsn_env):
-        return dsn
-    if not gate.dsn_secret_block:
-        return None
-    try:
-        return Secret.load(gate.dsn_secret_block).get()
-    except ValueError:  # no such block
-        return None
 
 
 def run_quality_gates(tag: str, plan: ReleasePlan) -> list[GateResult]:

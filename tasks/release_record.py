@@ -97,12 +97,20 @@ def restore_production(record: str, reason: str, actor: str, crashed_run: str | 
 
     with noted(ChangeNote(found.tag, run_url(), restoring=True, log=log.info)):  # gitops: revert commits
         report = rt.restorer.restore(found, on_restored=audited)
-    if report.services:
+    for reverted in report.database.reverted:
+        rt.audit.append("migration_reverted", actor, found.tag, flow_run_id=str(flow_run.id), version=reverted.version,
+                        seconds=round(reverted.seconds, 3), reason=reason, record=record, **extra)
+        log.warning("database: %s reverted in %.2fs", reverted.version, reverted.seconds)
+    if report.database.problem:
+        rt.audit.append("rollback_failed", actor, found.tag, flow_run_id=str(flow_run.id), service="database",
+                        action=report.database.line(), reason=reason, record=record, **extra)
+        log.error(report.database.line())
+    if report.changed_anything:
         numbers = {"reason": reason, "restored": report.summary(), "record": record}
         if report.complete:
             title = f"{found.tag} rolled back in production"
         else:
-            title = f"{found.tag} could NOT be fully restored: " + "; ".join(s.line() for s in report.stranded)
+            title = f"{found.tag} could NOT be fully restored: " + "; ".join(report.left())
         channels = list(dict.fromkeys([*rt.policy.blue_green.notify, *(rt.policy.canary.notify if found.strategy == "canary" else [])]))
         send_alert(alert(found.tag, "critical", title, numbers), channels=channels, open_incident=True)
     return report

@@ -44,6 +44,12 @@ class MigrationFile:
         return hashlib.sha256(self.sql.encode()).hexdigest()
 
     @property
+    def total_query(self) -> str | None:
+        """A backfill's `-- total: SELECT count(*) ...` line: how many rows it has to change, for its progress."""
+        lines = [line.strip() for line in self.sql.splitlines()]
+        return next((line.split(":", 1)[1].strip().rstrip(";") for line in lines if line.lower().startswith("-- total:")), None)
+
+    @property
     def concurrent(self) -> bool:
         """CONCURRENTLY cannot run inside a transaction block: such a file runs in autocommit."""
         return "concurrently" in self.sql.lower()

@@ -46,7 +46,7 @@ class Applied:
     rows: int | None = None
 
 
-Progress = Callable[[MigrationFile, int, int], None]  # file, batches done, rows changed so far
+Progress = Callable[[MigrationFile, int, int, int | None], None]  # file, batches done, rows changed so far, rows in all
 
 
 class MigrationRunner:
@@ -121,6 +121,7 @@ class MigrationRunner:
     def _backfill(self, conn: psycopg.Connection, file: MigrationFile, progress: Progress | None) -> Applied:
         """Repeat the file, a transaction per batch of at most `batch_size` rows, until a batch changes none."""
         started, rows, size = time.monotonic(), 0, self.limits.batch_size
+        total = _total(conn, file)
         for batch in range(1, self.limits.max_batches + 1):
             try:
                 with conn.transaction():
@@ -135,7 +136,7 @@ class MigrationRunner:
                 break
             rows += changed
             if progress:
-                progress(file, batch, rows)
+                progress(file, batch, rows, total)
         else:
             raise MigrationError(f"{file.path}: still changing rows after {self.limits.max_batches} batches: "
                                  "its WHERE must leave out the rows it already changed")
@@ -151,6 +152,16 @@ def edited_files(dsn: str, bundle: MigrationBundle) -> list[str]:
             return _edited(conn, bundle.files())
     except psycopg.OperationalError as err:
         raise MigrationError(f"cannot connect to the migration database: {str(err).strip()}") from None
+
+
+def _total(conn: psycopg.Connection, file: MigrationFile) -> int | None:
+    """The rows the backfill has to change, by its `-- total:` query (None without one)."""
+    if not file.total_query:
+        return None
+    try:
+        return int(conn.execute(file.total_query.encode()).fetchone()[0])
+    except (psycopg.Error, TypeError, ValueError) as err:
+        raise MigrationError(f"{file.path}: its -- total: query: {err}") from None
 
 
 def _applied(conn: psycopg.Connection, versions: Sequence[str]) -> set[str]:

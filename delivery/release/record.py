@@ -20,10 +20,14 @@ from delivery.release.lock_guard import LOCK_GUARDS
 Phase = Literal["planned", "deploying", "deployed", "switching", "switched", "watched",
                 "canary", "promoting", "promoted", "restored", "retired"]
 State = Literal["open", "released", "restored", "stranded", "stopped"]
+DatabasePhase = Literal["none", "expanding", "expanded", "backfilling", "backfilled", "contracting", "contracted",
+                        "reverting", "reverted"]
 
 TRAFFIC_MOVED: frozenset[str] = frozenset({"switching", "switched", "watched", "canary", "promoting", "promoted"})
 """Phases after which production traffic (or the stable image) differs from the rollback target."""
 UNFINISHED: frozenset[str] = frozenset({"open", "stranded"})
+DOWN_UNDOES: frozenset[str] = frozenset({"expanding", "expanded", "backfilling", "backfilled", "reverting"})
+"""Database phases the restore undoes with the tag's `down` (contract is never undone)."""
 MANAGED_BY = {"app.kubernetes.io/managed-by": "tripgen-release", "tripgen.io/kind": "release-record"}
 STATE_LABEL = "tripgen.io/record-state"
 
@@ -49,6 +53,18 @@ class ServiceRecord(BaseModel):
         return self.phase in TRAFFIC_MOVED
 
 
+class DatabaseRecord(BaseModel):
+    """The release's migrations on the production database: how far they got, and the versions applied."""
+
+    phase: DatabasePhase = "none"
+    applied: list[str] = Field(default_factory=list)
+    detail: str = ""
+
+    @property
+    def needs_down(self) -> bool:
+        return self.phase in DOWN_UNDOES
+
+
 class ReleaseRecord(BaseModel):
     """The whole release as production sees it; `changed` lists services in the order traffic first moved."""
 
@@ -61,6 +77,7 @@ class ReleaseRecord(BaseModel):
     services: dict[str, ServiceRecord]
     changed: list[str] = Field(default_factory=list)
     lock_lease: str | None = Field(default=None, description="the release lock's lease, freed by recovery when the run died")
+    database: DatabaseRecord = Field(default_factory=DatabaseRecord)
     detail: str = ""
     opened_at: datetime
     updated_at: datetime
@@ -75,7 +92,9 @@ class ReleaseRecord(BaseModel):
 
     def where(self) -> str:
         """One line per service: where production stands according to the record."""
-        return "; ".join(f"{s.service}: {s.phase}" + (f" ({s.detail})" if s.detail else "") for s in self.services.values())
+        services = [f"{s.service}: {s.phase}" + (f" ({s.detail})" if s.detail else "") for s in self.services.values()]
+        database = [f"database: {self.database.phase}"] if self.database.phase != "none" else []
+        return "; ".join(services + database)
 
 
 def record_name(tag: str, flow_run_id: str) -> str:
@@ -143,6 +162,18 @@ class ReleaseRecords:
             record.services[service] = ServiceRecord.model_validate(entry.model_dump())
             if phase in TRAFFIC_MOVED and service not in record.changed:
                 record.changed.append(service)
+            return record
+
+        return self._update(name, change)
+
+    def mark_database(self, name: str, phase: DatabasePhase, applied: list[str] | None = None, detail: str = "") -> ReleaseRecord:
+        """Set the migrations' phase (adding the versions applied); refused like `mark` once the lock is lost, except a revert."""
+
+        def change(record: ReleaseRecord) -> ReleaseRecord:
+            if phase not in ("reverting", "reverted"):
+                LOCK_GUARDS.ensure_held(record.flow_run_id)
+            database = record.database
+            record.database = DatabaseRecord(phase=phase, applied=[*database.applied, *(applied or [])], detail=detail)
             return record
 
         return self._update(name, change)

@@ -15,6 +15,7 @@ from tenacity import retry_if_exception
 
 from delivery.kube.connection import is_transient
 from delivery.kube.deployments import Deployments
+from delivery.migrations.runner import Applied
 from delivery.release.bluegreen import BlueGreen
 from delivery.release.canary import CANARY, CanaryRollout
 from delivery.release.record import ReleaseRecord, ReleaseRecords, ServiceRecord
@@ -40,6 +41,19 @@ class ServiceRestore:
 
 
 @dataclass(frozen=True)
+class DatabaseRestore:
+    """What the restore did to the database: the `down` files it ran, or why the schema is left expanded."""
+
+    reverted: tuple[Applied, ...] = ()
+    problem: str | None = None
+
+    def line(self) -> str:
+        if self.problem:
+            return f"database: NOT restored: {self.problem}"
+        return f"database: down ran {len(self.reverted)} file(s)" if self.reverted else ""
+
+
+@dataclass(frozen=True)
 class RestoreReport:
     """The restore of one release record."""
 
@@ -47,17 +61,26 @@ class RestoreReport:
     tag: str
     services: tuple[ServiceRestore, ...]
     unrecorded: tuple[str, ...] = ()  # record writes that failed: the record may still say "open"
+    database: DatabaseRestore = DatabaseRestore()
 
     @property
     def complete(self) -> bool:
-        return all(s.restored for s in self.services)
+        return all(s.restored for s in self.services) and self.database.problem is None
+
+    @property
+    def changed_anything(self) -> bool:
+        return bool(self.services or self.database.reverted or self.database.problem)
 
     @property
     def stranded(self) -> list[ServiceRestore]:
         return [s for s in self.services if not s.restored]
 
+    def left(self) -> list[str]:
+        """What is not restored: each stranded service, and the database when its down did not run."""
+        return [s.line() for s in self.stranded] + ([self.database.line()] if self.database.problem else [])
+
     def summary(self) -> str:
-        lines = "; ".join(s.line() for s in self.services) or "nothing had moved"
+        lines = "; ".join([s.line() for s in self.services] + ([self.database.line()] if self.database.line() else [])) or "nothing had moved"
         return lines + (f" (release record not updated: {self.unrecorded[0]})" if self.unrecorded else "")
 
 
@@ -65,12 +88,15 @@ class Restorer:
     """Puts production back as a release record says it was."""
 
     def __init__(self, records: ReleaseRecords, blue_green: BlueGreen, canary: CanaryRollout, deployments: Deployments,
-                 ready_timeout: float, keep_canary_logs: Callable[[str, str], object], attempts: int = RESTORE_ATTEMPTS) -> None:
+                 ready_timeout: float, keep_canary_logs: Callable[[str, str], object], attempts: int = RESTORE_ATTEMPTS,
+                 revert_migrations: Callable[[str], list[Applied]] = lambda tag: []) -> None:
         self.records, self.blue_green, self.canary, self.deployments = records, blue_green, canary, deployments
         self.ready_timeout, self.keep_canary_logs, self.attempts = ready_timeout, keep_canary_logs, attempts
+        self.revert_migrations = revert_migrations
 
     def restore(self, record: ReleaseRecord, on_restored=lambda restored: None) -> RestoreReport:
-        """Restore each moved service, last changed first; `on_restored(ServiceRestore)` after each one.
+        """Restore each moved service, last changed first; `on_restored(ServiceRestore)` after each one; then,
+        with every service back, run the tag's `down` when its expand was applied and its contract was not.
 
         A service that still fails after the retries is reported as left where it is, and the others
         are still restored. The record ends `restored`, or `stranded` naming what is left.
@@ -83,15 +109,30 @@ class Restorer:
             if outcome.restored:
                 self._note(unrecorded, lambda: self.records.mark(record.name, entry.service, "restored", detail=outcome.action))
             on_restored(outcome)
-        report = RestoreReport(record.name, record.tag, tuple(done), tuple(unrecorded))
-        if not done:
+        database = self._restore_database(record, done, unrecorded)
+        report = RestoreReport(record.name, record.tag, tuple(done), tuple(unrecorded), database)
+        if not report.changed_anything:
             self._note(unrecorded, lambda: self.records.finish(record.name, "stopped", "ended before production traffic moved"))
         elif report.complete:
             self._note(unrecorded, lambda: self.records.finish(record.name, "restored", report.summary()))
         else:
-            left = "left: " + "; ".join(s.line() for s in report.stranded)
+            left = "left: " + "; ".join(report.left())
             self._note(unrecorded, lambda: self.records.finish(record.name, "stranded", left))
         return report
+
+    def _restore_database(self, record: ReleaseRecord, done: list[ServiceRestore], unrecorded: list[str]) -> DatabaseRestore:
+        """`down` after the old versions serve again; never while a service may still run the new one."""
+        if not record.database.needs_down:
+            return DatabaseRestore()
+        if stranded := [s.service for s in done if not s.restored]:
+            return DatabaseRestore(problem=f"down not run: {', '.join(stranded)} may still serve {record.tag}, which needs its expand")
+        self._note(unrecorded, lambda: self.records.mark_database(record.name, "reverting"))
+        try:
+            reverted = tuple(self.revert_migrations(record.tag))
+        except Exception as error:  # noqa: BLE001 - reported as the database left expanded, and paged
+            return DatabaseRestore(problem=f"down failed: {type(error).__name__}: {error}")
+        self._note(unrecorded, lambda: self.records.mark_database(record.name, "reverted", detail=f"down ran {len(reverted)} file(s)"))
+        return DatabaseRestore(reverted)
 
     @staticmethod
     def _note(unrecorded: list[str], write: Callable[[], object]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -15,6 +16,7 @@ from delivery.kube import Deployments, Diagnostics, KubeConnection, Routing, con
 from delivery.kube.aks import connect_aks
 from delivery.kube.configmaps import JsonConfigMaps
 from delivery.metrics.prometheus import PrometheusClient
+from delivery.migrations.release import ReleaseMigrations
 from delivery.notify import build_dispatcher
 from delivery.notify.dispatch import Dispatcher
 from delivery.policy.models import Policy
@@ -92,7 +94,13 @@ class Runtime:
         timeout = self.policy.validation.rollout_timeout.total_seconds()
         logs = self.settings.audit_log.parent / "canary-logs"
         return Restorer(self.records, self.blue_green, self.canary, self.deployments, timeout,
-                        keep_canary_logs=lambda tag, service: self.canary.archive(service, tag, logs))
+                        keep_canary_logs=lambda tag, service: self.canary.archive(service, tag, logs),
+                        revert_migrations=self.migrations.revert)
+
+    @cached_property
+    def migrations(self) -> ReleaseMigrations:
+        """The tags' migrations (under the reports root) on the production database."""
+        return ReleaseMigrations(self.policy.quality_gates.database_migrations, self.settings.reports, log=MIGRATION_LOG.info)
 
     @cached_property
     def http(self) -> httpx.Client:
@@ -118,6 +126,7 @@ class Runtime:
 
 
 _RUNTIMES: dict[str, Runtime] = {}
+MIGRATION_LOG = logging.getLogger("tripgen.migrations")
 
 
 def runtime() -> Runtime:

@@ -15,7 +15,8 @@ from tests.waiting import wait_until
 
 LIMITS = Limits(lock_timeout=timedelta(seconds=2), statement_timeout=timedelta(seconds=30), batch_size=1000)
 EXPAND = "ALTER TABLE trips ADD COLUMN IF NOT EXISTS ai_confidence_score DECIMAL(3,2);\n"
-BACKFILL = """UPDATE trips SET ai_confidence_score = 0.5
+BACKFILL = """-- total: SELECT count(*) FROM trips WHERE ai_confidence_score IS NULL
+UPDATE trips SET ai_confidence_score = 0.5
 WHERE id IN (SELECT id FROM trips WHERE ai_confidence_score IS NULL
              LIMIT current_setting('tripgen.batch_size')::int);
 """
@@ -47,9 +48,9 @@ def test_the_phases_apply_once_each_and_are_recorded(database, tmp_path):
     runner, release = MigrationRunner(database, LIMITS, log=lambda _: None), bundle(tmp_path)
     seen = []
     assert [a.version for a in runner.run(release, Phase.EXPAND)] == ["v1.2.0/expand/001_add_score.sql"]
-    (filled,) = runner.run(release, Phase.BACKFILL, progress=lambda f, batch, rows: seen.append((batch, rows)))
+    (filled,) = runner.run(release, Phase.BACKFILL, progress=lambda f, batch, rows, total: seen.append((batch, rows, total)))
     runner.run(release, Phase.CONTRACT)
-    assert filled.rows == 2500 and seen == [(1, 1000), (2, 2000), (3, 2500)]
+    assert filled.rows == 2500 and seen == [(1, 1000, 2500), (2, 2000, 2500), (3, 2500, 2500)]
     assert columns(database)["ai_confidence_score"] == "NO"
     assert runner.run(release, Phase.EXPAND) == [] and runner.run(release, Phase.BACKFILL) == []  # a rerun is a no-op
     assert [phase for _, phase in ledger(database)] == ["backfill", "contract", "expand"]

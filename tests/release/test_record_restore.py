@@ -14,6 +14,7 @@ from delivery.policy.loader import load_policy
 from delivery.release.bluegreen import BlueGreen
 from delivery.release.canary import CanaryRollout
 from delivery.release.record import RecordError, ReleaseRecords, ServiceRecord, new_record, record_name
+from delivery.migrations.runner import Applied
 from delivery.release.restore import Restorer
 from delivery.kube.diagnostics import Diagnostics
 from tests.release.conftest import set_fault
@@ -92,3 +93,56 @@ def test_a_service_that_cannot_be_restored_is_named_with_where_it_is_left(parts,
     set_fault(sandbox, refusals=[])
     assert restorer.restore(records.get(record.name)).complete  # recover again once the cluster lets us
     assert blue_green.live_color("location-service") == "blue"
+
+
+def with_down(parts, calls: list[str]) -> Restorer:
+    """The parts' restorer, with a `down` that notes where user-service's traffic is when it runs."""
+    records, blue_green, restorer = parts
+
+    def revert(tag: str) -> list[Applied]:
+        calls.append(f"{tag} down while user-service is on {blue_green.live_color('user-service')}")
+        return [Applied(f"{tag}/down/001_drop_score.sql", 0.01)]
+
+    return Restorer(records, blue_green, restorer.canary, restorer.deployments, 30, restorer.keep_canary_logs, attempts=2,
+                    revert_migrations=revert)
+
+
+def test_down_runs_once_every_service_is_back_and_is_recorded(parts):
+    records, blue_green, _ = parts
+    calls: list[str] = []
+    record = records.open(a_record("v1.3.0", "eeeeeeee-0000", ["user-service"]))
+    records.mark_database(record.name, "expanding")
+    records.mark_database(record.name, "expanded", applied=["v1.3.0/expand/001_add.sql"])
+    blue_green.deploy_into("user-service", "green", BASE.format("user-service"))
+    records.mark(record.name, "user-service", "switched", new_color="green")
+    blue_green.switch("user-service", "green")
+    report = with_down(parts, calls).restore(records.get(record.name))
+    assert calls == ["v1.3.0 down while user-service is on blue"]
+    assert report.complete and [a.version for a in report.database.reverted] == ["v1.3.0/down/001_drop_score.sql"]
+    after = records.get(record.name)
+    assert after.state == "restored" and after.database.phase == "reverted" and "database: down ran 1 file(s)" in report.summary()
+    assert with_down(parts, calls).restore(after).database.reverted == () and len(calls) == 1  # reverted: never again
+
+
+def test_down_runs_when_the_release_failed_before_traffic_moved(parts):
+    records, _, _ = parts
+    calls: list[str] = []
+    record = records.open(a_record("v1.3.0", "ffffffff-0000", ["user-service"]))
+    records.mark_database(record.name, "expanded", applied=["v1.3.0/expand/001_add.sql"])
+    report = with_down(parts, calls).restore(records.get(record.name))
+    assert report.services == () and len(report.database.reverted) == 1 and records.get(record.name).state == "restored"
+
+
+def test_down_never_runs_while_a_service_may_still_serve_the_new_version(parts, sandbox):
+    records, blue_green, _ = parts
+    calls: list[str] = []
+    record = records.open(a_record("v1.3.0", "abababab-0000", ["user-service"]))
+    records.mark_database(record.name, "backfilled")
+    blue_green.deploy_into("user-service", "green", BASE.format("user-service"))
+    records.mark(record.name, "user-service", "switched", new_color="green")
+    blue_green.switch("user-service", "green")
+    set_fault(sandbox, refusals=[{"method": "PATCH", "plural": "services", "name": "user-service"}])
+    report = with_down(parts, calls).restore(records.get(record.name))
+    assert calls == [] and not report.complete
+    assert report.left()[-1] == "database: NOT restored: down not run: user-service may still serve v1.3.0, which needs its expand"
+    assert records.get(record.name).state == "stranded" and records.get(record.name).database.phase == "backfilled"
