@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import httpx
 from delivery.audit import verify
 from delivery.demo_gitops import gitops_policy, install_argocd_application, manifests_repository, print_gitops
 from delivery.kube import Deployments, Routing, connect
+from delivery.localdb import LocalPostgres
 from delivery.policy.loader import load_policy
 from delivery.prefect_rest import PrefectRest
 from delivery.release.plan import resolve_digest
@@ -33,9 +35,10 @@ RELEASE_TIMEOUT = 600
 
 @dataclass
 class Processes:
-    """The child processes the demo started, stopped in reverse order unless kept."""
+    """The child processes the demo started, stopped in reverse order unless kept, then its servers (`stops`)."""
 
     started: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
+    stops: list[Callable[[], None]] = field(default_factory=list)
 
     def start(self, name: str, command: list[str], env: dict[str, str], log_dir: Path) -> subprocess.Popen:
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -53,6 +56,8 @@ class Processes:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 process.kill()
+        for stop in reversed(self.stops):
+            stop()
 
 
 def wait_until(check, what: str, timeout: float, process: subprocess.Popen | None = None, log: Path | None = None) -> None:
@@ -90,6 +95,17 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def database_for_demo(procs: Processes, state: Path) -> tuple[str, str]:
+    """TRIPGEN_DATABASE_URL, else database `tripgen` on a PostgreSQL started in state/postgres; returns (DSN, where, for
+    printing: never the DSN, which may hold a password)."""
+    if dsn := os.environ.get("TRIPGEN_DATABASE_URL"):
+        return dsn, "TRIPGEN_DATABASE_URL (set by you)"
+    server = LocalPostgres(state / "postgres")
+    server.start()
+    procs.stops.append(server.stop)
+    return server.create_database("tripgen"), f"project-started in {server.state_dir} (database tripgen on 127.0.0.1:{server.port})"
 
 
 def start_sandbox(procs: Processes, state: Path, policy: Path, env: dict[str, str]) -> Endpoints:
@@ -195,11 +211,14 @@ def run_demo(policy: Path, state: Path, keep: bool, tags: tuple[str, str], strat
     if repository:
         policy = gitops_policy(policy, repository, state)
     try:
+        database, where = database_for_demo(procs, state)
+        click.echo(f"PostgreSQL: {where}")
         api_url = prefect_server(procs, state, env)
-        endpoints = start_sandbox(procs, state, policy, env)
+        endpoints = start_sandbox(procs, state, policy, {**env, "TRIPGEN_SANDBOX_DATABASE_URL": database})
         if repository:
             install_argocd_application(endpoints, state / "cluster" / "kubeconfig", repository)
-        worker_env = {**release_env(env, api_url, endpoints, state, policy), "TRIPGEN_GITOPS_WORKDIR": str(state / "gitops")}
+        worker_env = {**release_env(env, api_url, endpoints, state, policy), "TRIPGEN_GITOPS_WORKDIR": str(state / "gitops"),
+                      "TRIPGEN_DATABASE_URL": database}
         click.echo("serving the release flow as deployment release/sandbox")
         procs.start("flows", [sys.executable, "-m", "flows.serve", "sandbox"], worker_env, state / "logs")
         api, ui = PrefectRest(api_url), api_url.removesuffix("/api")
