@@ -5,6 +5,9 @@ Telemetry records each request's simulated service time (the latency drawn from 
 behavior, which the handler really waits), so verdicts do not depend on the sandbox's own CPU load.
 `GET /metrics` on the gateway is the scrape endpoint of every simulated sidecar and application (like
 Envoy's merged stats); it is never routed to a service.
+
+With a `ProductionDatabase` (the sandbox's TRIPGEN_SANDBOX_DATABASE_URL), a production pod whose version's tables
+and columns are not all in PostgreSQL's schema (or that cannot reach it) fails its database health check and its API.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from delivery.sandbox.behavior import BehaviorBook, VersionBehavior
+from delivery.sandbox.database import UNREACHABLE, ProductionDatabase
 from delivery.sandbox.telemetry import EXPOSITION_CONTENT_TYPE, UNKNOWN, Telemetry
-from delivery.sandbox.traffic import NamespaceObjects, NoRoute, host_name, resolve_target, route_request
+from delivery.sandbox.traffic import NamespaceObjects, NoRoute, Upstream, host_name, resolve_target, route_request
 
 Z_95 = 1.6448536269514722  # the standard normal's 95th percentile
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -41,10 +45,12 @@ class ObjectStore(Protocol):
 
 
 def build_gateway_app(
-    store: ObjectStore, behaviors: BehaviorBook, telemetry: Telemetry, rng: random.Random | None = None
+    store: ObjectStore, behaviors: BehaviorBook, telemetry: Telemetry, rng: random.Random | None = None,
+    database: ProductionDatabase | None = None,
 ) -> Starlette:
-    """The gateway ASGI app over `store`'s objects; `rng` draws routes, errors and latencies."""
-    gateway = _Gateway(store, behaviors, telemetry, rng or random.Random())
+    """The gateway ASGI app over `store`'s objects; `rng` draws routes, errors and latencies; without `database`
+    every pod's database health is its behavior's `db_healthy`."""
+    gateway = _Gateway(store, behaviors, telemetry, rng or random.Random(), database)
     return Starlette(
         routes=[
             Route("/metrics", gateway.metrics, methods=["GET"]),
@@ -54,8 +60,9 @@ def build_gateway_app(
 
 
 class _Gateway:
-    def __init__(self, store: ObjectStore, behaviors: BehaviorBook, telemetry: Telemetry, rng: random.Random) -> None:
-        self.store, self.behaviors, self.telemetry, self.rng = store, behaviors, telemetry, rng
+    def __init__(self, store: ObjectStore, behaviors: BehaviorBook, telemetry: Telemetry, rng: random.Random,
+                 database: ProductionDatabase | None) -> None:
+        self.store, self.behaviors, self.telemetry, self.rng, self.database = store, behaviors, telemetry, rng, database
 
     async def metrics(self, request: Request) -> Response:
         return Response(self.telemetry.exposition(), media_type=EXPOSITION_CONTENT_TYPE)
@@ -72,7 +79,8 @@ class _Gateway:
         behavior = self.behaviors.for_image(image, target.namespace, host_name(request.headers.get("host", "")))
         latency = latency_seconds(behavior, self.rng)
         await asyncio.sleep(latency)
-        status, body, uri = simulate_app(request.method, target.path, behavior, self.rng)
+        problem = self._database_problem(upstream, image)
+        status, body, uri = simulate_app(request.method, target.path, behavior, self.rng, problem)
         self.telemetry.record_request(upstream.pod, upstream.service, request.method, uri, status, latency)
         meta = upstream.pod.get("metadata", {})
         headers = {
@@ -81,6 +89,12 @@ class _Gateway:
             "x-tripgen-image": image,
         }
         return JSONResponse(body, status, headers=headers)
+
+    def _database_problem(self, upstream: Upstream, image: str) -> str | None:
+        if self.database is None:
+            return None
+        app = ((upstream.pod.get("metadata") or {}).get("labels") or {}).get("app", upstream.service)
+        return self.database.problem(upstream.namespace, app, self.behaviors.tag_of(image) or "latest")
 
     def _namespace_objects(self, namespace: str) -> NamespaceObjects:
         return NamespaceObjects(
@@ -105,15 +119,17 @@ def latency_seconds(behavior: VersionBehavior, rng: random.Random) -> float:
     return rng.lognormvariate(math.log(p50), math.log(p95 / p50) / Z_95) / 1000.0
 
 
-def simulate_app(method: str, path: str, behavior: VersionBehavior, rng: random.Random) -> tuple[int, object, str]:
+def simulate_app(method: str, path: str, behavior: VersionBehavior, rng: random.Random,
+                 db_problem: str | None = None) -> tuple[int, object, str]:
     """(status, JSON body, Micrometer `uri` tag) of a Spring Boot service running `behavior`.
 
-    A `behavior.error_rate` share of requests fails: health answers DOWN with 503, the API 500.
+    A `behavior.error_rate` share of requests fails: health answers DOWN with 503, the API 500. With a `db_problem`
+    (`missing trips.x`) the database health check answers it with 503 and the API 500; liveness stays UP.
     """
     failed = rng.random() < behavior.error_rate
     if path == "/actuator/health/db":
-        if failed or not behavior.db_healthy:
-            return 503, {"status": "DOWN", "details": {"error": "cannot reach PostgreSQL"}}, path
+        if db_problem or failed or not behavior.db_healthy:
+            return 503, {"status": "DOWN", "details": {"error": db_problem or UNREACHABLE}}, path
         return 200, {"status": "UP", "details": {"database": "PostgreSQL"}}, path
     if path == "/actuator/health" or _is_api_health(path):
         return (503, {"status": "DOWN"}, path) if failed else (200, {"status": "UP"}, path)
@@ -121,7 +137,7 @@ def simulate_app(method: str, path: str, behavior: VersionBehavior, rng: random.
     if collection in COLLECTIONS:
         if method not in ("GET", "HEAD"):
             return 405, _spring_error(405, "Method Not Allowed", path), collection
-        if failed:
+        if failed or db_problem:
             return 500, _spring_error(500, "Internal Server Error", path), collection
         return 200, COLLECTIONS[collection], collection
     return 404, _spring_error(404, "Not Found", path), "NOT_FOUND"

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
+from typing import Annotated
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field, StringConstraints, ValidationError
 
 from delivery.gitops.kustomize import MANIFESTS, render
 from delivery.policy.models import Percent, Policy, PositiveDuration, Strict
 from delivery.sandbox.behavior import BehaviorRule, VersionBehavior
+from delivery.sandbox.database import SchemaRule
 from delivery.units import Duration, parse_duration
 
 DEFAULT_SCENARIO = "default-scenario.yaml"
+Identifier = Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]*$")]  # an unquoted PostgreSQL name
 
 
 class BehaviorSpec(Strict):
@@ -40,6 +43,18 @@ class BehaviorSpec(Strict):
                             tuple(self.hosts) if self.hosts is not None else None)
 
 
+class SchemaSpec(Strict):
+    """The tables and columns pods of `services` running tags matching `tag` read and write in production's database."""
+
+    tag: str
+    services: list[str] = Field(min_length=1)
+    tables: dict[Identifier, Annotated[list[Identifier], Field(min_length=1)]] = Field(min_length=1)
+
+    def rule(self) -> SchemaRule:
+        columns = frozenset((table, column) for table, names in self.tables.items() for column in names)
+        return SchemaRule(self.tag, frozenset(self.services), columns)
+
+
 class Load(Strict):
     requests_per_second: float = Field(default=20, ge=0)
     canary_header_percent: Percent = 0
@@ -60,6 +75,10 @@ class Scenario(Strict):
     load: Load = Load()
     hosts: Hosts = Hosts()
     behaviors: list[BehaviorSpec] = Field(min_length=1)
+    database_schema: list[SchemaSpec] = Field(default=[], alias="schema")  # first match per service and tag
+
+    def schema_rules(self) -> tuple[SchemaRule, ...]:
+        return tuple(spec.rule() for spec in self.database_schema)
 
     def rules(self) -> tuple[BehaviorRule, ...]:
         """Behavior rules in order, with a healthy catch-all appended when the file has none."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import faulthandler
+import os
 import random
 import signal
 import socket
@@ -21,6 +22,7 @@ from delivery.sandbox.argocd import AdjustableClock, ArgoCDController, ArgoCDSet
 from delivery.sandbox.behavior import BehaviorBook
 from delivery.sandbox.control import Faults, build_control_app
 from delivery.sandbox.controllers import ClusterControllers
+from delivery.sandbox.database import DATABASE_URL_ENV, ProductionDatabase, SchemaSnapshot
 from delivery.sandbox.endpoints import Endpoints
 from delivery.sandbox.gateway import build_gateway_app
 from delivery.sandbox.loadgen import DEFAULT_TARGETS, LoadGenerator, LoadTarget
@@ -33,6 +35,7 @@ from delivery.sandbox.telemetry import Telemetry
 
 SERVERS = ("kubernetes", "gateway", "prometheus", "registry", "control")
 GRACEFUL_SHUTDOWN_SECONDS = 3  # open keep-alive and watch connections must not hold a stopping sandbox
+FIRST_SCHEMA_READ_SECONDS = 15  # production's pods answer once the database was read (or found unreachable)
 
 
 @dataclass
@@ -72,7 +75,9 @@ class PrometheusDownSwitch:
 
 @dataclass
 class Sandbox:
-    """The sandbox cluster for one policy and scenario."""
+    """The sandbox cluster for one policy and scenario; with a `database_url` (default: the environment's
+    TRIPGEN_SANDBOX_DATABASE_URL, never a command-line argument) production's pods answer as that database's schema
+    allows (delivery/sandbox/database.py)."""
 
     policy: Policy
     scenario: Scenario
@@ -80,6 +85,7 @@ class Sandbox:
     ports: Ports = field(default_factory=Ports)
     real_prometheus: bool = False
     seed: int | None = None
+    database_url: str | None = field(default_factory=lambda: os.environ.get(DATABASE_URL_ENV) or None, repr=False)
 
     def __post_init__(self) -> None:
         self.behaviors = BehaviorBook(self.scenario.rules())
@@ -97,6 +103,9 @@ class Sandbox:
         self.argocd = ArgoCDController(self.store, ArgoCDSettings(work_dir=self.state_dir / "argocd", clock=self.argocd_clock))
         self.loadgen: LoadGenerator | None = None
         self._prometheus: RunningPrometheus | None = None
+        production = self.policy.environments["production"].namespace
+        self.database = (ProductionDatabase(production, self.scenario.schema_rules(), SchemaSnapshot(self.database_url))
+                         if self.database_url else None)
 
     def _plural(self, manifest: dict) -> str:
         group = manifest["apiVersion"].rpartition("/")[0]
@@ -110,7 +119,8 @@ class Sandbox:
         load_rng = random.Random(rng.random())
         apps = {
             "kubernetes": build_api_app(self.store, self.faults, self.requests),
-            "gateway": build_gateway_app(self.store, self.behaviors, self.telemetry, random.Random(rng.random())),
+            "gateway": build_gateway_app(self.store, self.behaviors, self.telemetry, random.Random(rng.random()),
+                                         self.database),
             "prometheus": PrometheusDownSwitch(build_prometheus_app(self.telemetry), self.faults),
             "registry": build_registry_app(self.behaviors),
             "control": build_control_app(self.faults, self.behaviors, self.telemetry.exposition, self._set_load,
@@ -134,6 +144,9 @@ class Sandbox:
         for server in servers:
             server.install_signal_handlers = lambda: None  # the CLI owns SIGINT/SIGTERM
         serving = [asyncio.create_task(s.serve(sockets=[sockets[n]])) for s, n in zip(servers, SERVERS)]
+        if self.database:
+            self.database.snapshot.start()
+            await asyncio.to_thread(self.database.snapshot.first_read.wait, FIRST_SCHEMA_READ_SECONDS)
         await self.controllers.start()
         await self.argocd.start()
         self.telemetry.start_sampling()
@@ -158,6 +171,8 @@ class Sandbox:
             await asyncio.gather(*serving, return_exceptions=True)
             if self._prometheus:
                 self._prometheus.stop()
+            if self.database:
+                await asyncio.to_thread(self.database.snapshot.stop)
         return endpoints
 
     async def _seeded_deployments_available(self) -> None:
