@@ -17,13 +17,17 @@ from pathlib import Path
 import click
 import httpx
 
-from delivery.audit import verify
+import psycopg
+
+from delivery.audit import AuditLog, verify
 from delivery.demo_gitops import gitops_policy, install_argocd_application, manifests_repository, print_gitops
 from delivery.kube import Deployments, Routing, connect
 from delivery.localdb import LocalPostgres
 from delivery.policy.loader import load_policy
 from delivery.prefect_rest import PrefectRest
+from delivery.migrations.runner import LEDGER
 from delivery.release.plan import resolve_digest
+from delivery.release.timeline import runbook_steps
 from delivery.release.traffic import production_traffic
 from delivery.sandbox.endpoints import Endpoints
 from delivery.settings import Settings
@@ -105,7 +109,8 @@ def database_for_demo(procs: Processes, state: Path) -> tuple[str, str]:
     server = LocalPostgres(state / "postgres")
     server.start()
     procs.stops.append(server.stop)
-    return server.create_database("tripgen"), f"project-started in {server.state_dir} (database tripgen on 127.0.0.1:{server.port})"
+    dsn = server.create_database("tripgen", fresh=True)  # the sandbox seeds v1.0.0's schema, as it seeds the cluster
+    return dsn, f"project-started in {server.state_dir} (database tripgen on 127.0.0.1:{server.port})"
 
 
 def start_sandbox(procs: Processes, state: Path, policy: Path, env: dict[str, str]) -> Endpoints:
@@ -181,10 +186,29 @@ def drive_release(api: PrefectRest, deployment: dict, tag: str, strategy: str, i
         answered = pause.key
 
 
-def print_outcome(run: dict) -> None:
+def print_outcome(api: PrefectRest, run: dict, audit_log: Path) -> None:
+    """The run's end state, and its production steps in the order they ran."""
     state = run["state"]
     message = state.get("message") or ("released" if state["type"] == "COMPLETED" else "")
+    migrated = {r["details"].get("phase") for r in AuditLog(audit_log).records()
+                if r["event"] == "migration_applied" and r["details"].get("flow_run_id") == run["id"]}
+    click.echo(f"  runbook: {' → '.join(runbook_steps(api.task_runs(run['id'], limit=1000), migrated))}")
     click.echo(f"  -> {state['type'].lower()}: {message}")
+
+
+def print_database(dsn: str, local: bool) -> None:
+    """What the releases left in the database: the ledger, and trips.ai_confidence_score (R-DB-1's example)."""
+    with psycopg.connect(dsn, connect_timeout=10) as conn:
+        ledger = conn.execute(f"SELECT version FROM {LEDGER} ORDER BY applied_at").fetchall() if conn.execute(
+            "SELECT to_regclass(%s)", (LEDGER,)).fetchone()[0] else []
+        column = conn.execute("SELECT is_nullable FROM information_schema.columns WHERE table_name = 'trips' "
+                              "AND column_name = 'ai_confidence_score'").fetchone()
+        filled = conn.execute("SELECT count(ai_confidence_score), count(*) FROM trips").fetchone() if column else None
+    click.echo(f"\ndatabase: {len(ledger)} migration(s) applied ({', '.join(v for (v,) in ledger) or 'none'})")
+    if column:
+        click.echo(f"  trips.ai_confidence_score: {'NOT NULL' if column[0] == 'NO' else 'nullable'}, {filled[0]} of {filled[1]} rows set")
+    if local:
+        click.echo(f"  psql '{dsn}' -c '\\d trips'")
 
 
 def print_cluster(state: Path, policy_path: Path, endpoints: Endpoints, tags: tuple[str, ...]) -> None:
@@ -231,8 +255,9 @@ def run_demo(policy: Path, state: Path, keep: bool, tags: tuple[str, str], strat
         watching = WeightPrinter(state / "cluster" / "kubeconfig", loaded.environments["production"].namespace, [s.name for s in loaded.services])
         with watching if strategy == "canary" else contextlib.nullcontext():
             for tag in tags:
-                print_outcome(drive_release(api, deployment, tag, strategy, "demo-release-manager", approvers, ui))
+                print_outcome(api, drive_release(api, deployment, tag, strategy, "demo-release-manager", approvers, ui), state / "audit" / "audit.jsonl")
         print_cluster(state, policy, endpoints, tags)
+        print_database(database, local="TRIPGEN_DATABASE_URL" not in os.environ)
         if repository:
             print_gitops(state, state / "cluster" / "kubeconfig", repository)
         audit = verify(state / "audit" / "audit.jsonl")

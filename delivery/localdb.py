@@ -73,9 +73,11 @@ class LocalPostgres:
         if self.data.exists() and self._running():
             self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "60", "stop")
 
-    def create_database(self, name: str) -> str:
-        """Creates database `name` unless it exists; returns its DSN."""
+    def create_database(self, name: str, fresh: bool = False) -> str:
+        """Creates database `name` unless it exists (`fresh`: drops it first); returns its DSN."""
         with psycopg.connect(self.dsn("postgres"), autocommit=True, connect_timeout=10) as conn:
+            if fresh:
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
             if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         return self.dsn(name)

@@ -142,7 +142,8 @@ class DeploymentGroup(Strict):
 class DeploymentOrder(Strict):
     """R-PAR: migrations first, then groups in order, at most `max_concurrent` at once."""
 
-    migrations_first: bool = True
+    migrations_first: Literal[True] = Field(default=True, description="expand always runs before any service deploys "
+                                            "(an app deployed before its expand would find its columns missing)")
     max_concurrent: int = Field(default=2, ge=1)
     limit_per_deployment: ResourceAmounts = ResourceAmounts(cpu="4", memory="8Gi")
     groups: list[DeploymentGroup] = [

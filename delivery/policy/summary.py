@@ -71,7 +71,7 @@ def _unenforced(text: str) -> str:
 
 def _order(p: Policy) -> str:
     order = p.deployment_order
-    steps = [_unenforced("database migrations")] if order.migrations_first else []
+    steps = ["database migrations (expand)"]
     steps += [", ".join(g.services) for g in order.groups]
     limit = order.limit_per_deployment
     return " -> ".join(steps) + f"; max {order.max_concurrent} concurrent, " + _unenforced(f"each {limit.cpu} CPU / {limit.memory}")

@@ -23,7 +23,7 @@ TRIPGEN = load_policy(REPO / "policies" / "tripgen.yaml")
 
 # topic -> the summary's pieces that carry the mark, as the shipped policy prints them
 EXPECTED_MARKS = {
-    "order": ["database migrations (not enforced)", "each 4 CPU / 8Gi (not enforced)"],
+    "order": ["each 4 CPU / 8Gi (not enforced)"],
     "environments": [
         "staging (staging): rolling (not enforced)",
         "automatic approval (not enforced)",
@@ -61,7 +61,7 @@ def test_the_summary_marks_exactly_the_unread_settings():
 def test_the_marked_settings_are_still_unread_and_the_unmarked_ones_read():
     """When code starts reading a marked setting, drop its mark from delivery/policy/summary.py."""
     read = attributes_read_outside_the_policy_package()
-    assert {"migrations_first", "limit_per_deployment", "kpi"}.isdisjoint(read)
+    assert {"limit_per_deployment", "kpi"}.isdisjoint(read)
     assert {"progress_deadline", "emergency_rollback_error_rate_percent", "max_concurrent", "groups"} <= read
 
 

@@ -27,7 +27,7 @@ def test_production_policy_summary_shows_the_spec_numbers():
     assert "stages 5% (10m) -> 25% (15m) -> 50% (20m) -> 100% (30m)" in out
     assert "roll back when error rate > 0.5% or response time > 10s" in out
     assert "Mon-Fri 02:00-04:00 Asia/Seoul" in out
-    assert "database migrations (not enforced) -> user-service, location-service -> trip-service -> ai-service; max 2 concurrent" in out
+    assert "database migrations (expand) -> user-service, location-service -> trip-service -> ai-service; max 2 concurrent" in out
 
 
 def test_production_policy_equals_the_built_in_defaults():
