@@ -192,7 +192,7 @@ def print_outcome(api: PrefectRest, run: dict, audit_log: Path) -> None:
     message = state.get("message") or ("released" if state["type"] == "COMPLETED" else "")
     migrated = {r["details"].get("phase") for r in AuditLog(audit_log).records()
                 if r["event"] == "migration_applied" and r["details"].get("flow_run_id") == run["id"]}
-    click.echo(f"  runbook: {' → '.join(runbook_steps(api.task_runs(run['id'], limit=1000), migrated))}")
+    click.echo(f"  runbook: {' → '.join(runbook_steps(api.task_runs(run['id']), migrated))}")
     click.echo(f"  -> {state['type'].lower()}: {message}")
 
 

@@ -114,12 +114,17 @@ class PrefectRest:
         response.raise_for_status()
         return response.json()
 
-    def task_runs(self, flow_run_id: str, limit: int = 200) -> list[dict]:
-        """The run's task runs, oldest first."""
-        body = {"task_runs": {"flow_run_id": {"any_": [flow_run_id]}}, "sort": "EXPECTED_START_TIME_ASC", "limit": limit}
-        response = self.http.post("/task_runs/filter", json=body)
-        response.raise_for_status()
-        return response.json()
+    def task_runs(self, flow_run_id: str, page: int = 200) -> list[dict]:
+        """The run's task runs, oldest first (every page: the server sends at most 200 at a time)."""
+        runs: list[dict] = []
+        while True:
+            body = {"task_runs": {"flow_run_id": {"any_": [flow_run_id]}}, "sort": "EXPECTED_START_TIME_ASC",
+                    "limit": page, "offset": len(runs)}
+            response = self.http.post("/task_runs/filter", json=body)
+            response.raise_for_status()
+            runs += response.json()
+            if len(response.json()) < page:
+                return runs
 
     def pause_of(self, flow_run: dict) -> Pause | None:
         """The pause a run waits in with its form ready, or None."""
