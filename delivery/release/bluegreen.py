@@ -66,13 +66,15 @@ class BlueGreen:
         return self.deployments.wait_rolled_out(self.namespace, f"{service}-{color}", timeout)
 
     def validate_idle(self, service: str, prober: Prober) -> list[ProbeResult]:
-        """Health and response time of the idle color, through the validation host only it answers."""
+        """Health and response time of the idle color, through the validation host only it answers; for the
+        policy's DB health service also its database health (R-VAL-4), through its preview Service in the cluster."""
         svc, bg, val = self.policy.service(service), self.policy.blue_green, self.policy.validation
         interval = val.health_retry_interval.total_seconds()
-        return [
-            prober.health(bg.validation_host, f"{svc.public_path}/health", val.health_attempts, interval),
-            prober.response_time(bg.validation_host, svc.smoke_target, val.max_response_time.total_seconds()),
-        ]
+        checks = [prober.health(bg.validation_host, f"{svc.public_path}/health", val.health_attempts, interval)]
+        if service == val.db_health_service:
+            preview = f"{service}{PREVIEW_SUFFIX}.{self.namespace}.svc.cluster.local"
+            checks.append(prober.health(preview, svc.db_health_path, val.health_attempts, interval))
+        return checks + [prober.response_time(bg.validation_host, svc.smoke_target, val.max_response_time.total_seconds())]
 
     def switch(self, service: str, to_color: str) -> Switch:
         """Point the Service at `to_color` (R-BG-2) and time it."""

@@ -38,7 +38,7 @@ class Prober:
         except httpx.HTTPError as err:
             return None, time.perf_counter() - started, f"{type(err).__name__}"
         seconds = time.perf_counter() - started
-        return response.status_code, seconds, f"HTTP {response.status_code}"
+        return response.status_code, seconds, f"HTTP {response.status_code}" + _why_down(response)
 
     def health(self, host: str, path: str, attempts: int, interval: float) -> ProbeResult:
         """GET `path` until it answers 2xx, at most `attempts` times `interval` seconds apart."""
@@ -63,3 +63,14 @@ class Prober:
                 break
         ok = status is not None and 200 <= status < 300 and seconds <= limit
         return ProbeResult(f"response time {host}{path}", ok, f"{detail} in {seconds:.3f}s (limit {limit:g}s)", seconds)
+
+
+def _why_down(response: httpx.Response) -> str:
+    """A failed Spring Boot health answer's reason (`{"status": "DOWN", "details": {"error": ...}}`), as ` (reason)`."""
+    if response.status_code < 400:
+        return ""
+    try:
+        error = (response.json().get("details") or {}).get("error")
+    except (ValueError, AttributeError):
+        return ""
+    return f" ({error})" if isinstance(error, str) and error else ""

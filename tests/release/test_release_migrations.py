@@ -10,7 +10,11 @@ from decimal import Decimal
 import psycopg
 import pytest
 
+from delivery.migrations.bundle import MigrationBundle, Phase
+from delivery.migrations.gate import limits_of
 from delivery.migrations.rehearsal import schema_of
+from delivery.migrations.runner import MigrationRunner
+from delivery.policy.models import DatabaseMigrationsGate
 from tests.migrations.conftest import database, write  # noqa: F401  (fixtures)
 from tests.migrations.test_gate import NEEDS
 from tests.migrations.test_runner import V120
@@ -22,16 +26,35 @@ BASE_IMAGE = f"acrtrpgenprod.azurecr.io/{SERVICE}:v1.0.0"
 PASSWORD = "Pg-s3cret-7f3a9"  # noqa: S105 - the test's own throwaway role
 
 
-def test_a_drop_column_in_expand_stops_the_release_before_staging(prefect_api, sandbox, cluster, tmp_path):
-    write(tmp_path / "reports-root" / "migrations", "v1.2.0",
-          {**V120, "expand/001_add_score.sql": "ALTER TABLE trips DROP COLUMN destination;\n"})
+BROKEN = {
+    "drop column in expand": ({"expand/001_add_score.sql": "-- tidy\nALTER TABLE trips DROP COLUMN destination;\n"},
+                              "v1.2.0/expand/001_add_score.sql:2: ban-drop-column"),
+    "syntax error": ({"backfill/001_score.sql": "UPDATE trips SET\n  ai_confidence_score = 0.5 WHER id = 1;\n"},
+                     "v1.2.0/backfill/001_score.sql:2: syntax-error"),
+    "applied file edited since": ({"expand/001_add_score.sql": "-- widened\n" + V120["expand/001_add_score.sql"].replace("3,2", "4,2")},
+                                  "v1.2.0/expand/001_add_score.sql: line 1: applied with checksum"),
+    "contract that breaks the version (the next release's old color)": (
+        {"needs.yaml": NEEDS, "contract/002_drop_destination.sql": "ALTER TABLE trips DROP COLUMN destination;\n"},
+        "contract: trips.destination is missing, which v1.2.0 needs"),
+}
+
+
+@pytest.mark.parametrize("case", BROKEN)
+def test_broken_migrations_stop_the_release_before_staging(case, prefect_api, release_database, sandbox, cluster, tmp_path):
+    root = write(tmp_path / "reports-root" / "migrations", "v1.2.0", V120)
+    if case == "applied file edited since":  # a run of this tag applied its expand; the file was edited afterwards
+        MigrationRunner(release_database, limits_of(DatabaseMigrationsGate()), log=lambda _: None).run(
+            MigrationBundle.load(root, "v1.2.0"), Phase.EXPAND)
+    before = schema_of(release_database)
+    files, reason = BROKEN[case]
+    write(root, "v1.2.0", files)
     state = release_run("v1.2.0", services=[SERVICE], initiator="demo-dev").join(60)
     assert state.is_failed() and "stopped by quality gates" in state.message, state.message
-    assert "v1.2.0/expand/001_add_score.sql:1: ban-drop-column" in state.message, state.message
+    assert reason in state.message, state.message
     assert staging_image(cluster, SERVICE) == BASE_IMAGE
     assert live(cluster, SERVICE) == ("blue", BASE_IMAGE)
-    assert "gate_failed" in audit_events(tmp_path)
-
+    assert schema_of(release_database) == before
+    assert "gate_failed" in audit_events(tmp_path) and "migration_applied" not in audit_events(tmp_path)
 
 V130 = {"expand/001_add_share_token.sql": "ALTER TABLE trips ADD COLUMN share_token text;\n",
         "down/001_drop_share_token.sql": "ALTER TABLE trips DROP COLUMN IF EXISTS share_token;\n"}
@@ -47,7 +70,6 @@ def release_database(database, tmp_path, monkeypatch) -> str:
     monkeypatch.setenv("TRIPGEN_DATABASE_URL", dsn)
     yield dsn
     with psycopg.connect(database, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS tripgen_never_made")  # the role may own nothing left behind
         conn.execute(f"REASSIGN OWNED BY {role} TO CURRENT_USER; DROP OWNED BY {role}; DROP ROLE {role}")
 
 
@@ -104,3 +126,21 @@ def assert_password_nowhere(prefect_api, flow_run: dict, tmp_path) -> None:
     places = {"parameters": json.dumps(flow_run["parameters"]), "logs": json.dumps(logs),
               "artifacts": json.dumps(prefect_api.artifacts(flow_run["id"])), "audit": (tmp_path / "audit.jsonl").read_text()}
     assert [where for where, text in places.items() if PASSWORD in text] == []
+
+
+def test_an_app_deployed_without_its_expand_fails_validation_on_the_sandbox_database(
+        prefect_api, release_database, monkeypatch, sandbox_database, sandbox, cluster, tmp_path):
+    """v1.2.0 shipped without its migrations: trip-service's idle color finds trips.ai_confidence_score missing."""
+    run = release_run("v1.2.0", services=["trip-service"], initiator="demo-dev")
+    approve_both(prefect_api, run)
+    state = run.join(180)
+    assert state.is_failed() and "missing trips.ai_confidence_score" in state.message, state.message
+    assert live(cluster, "trip-service") == ("blue", "acrtrpgenprod.azurecr.io/trip-service:v1.0.0")
+    assert "traffic_switched" not in audit_events(tmp_path)
+
+
+@pytest.fixture
+def sandbox_database(release_database, monkeypatch) -> str:
+    """The sandbox's production pods answer /actuator/health/db from the release's database (set before it starts)."""
+    monkeypatch.setenv("TRIPGEN_SANDBOX_DATABASE_URL", release_database)
+    return release_database
