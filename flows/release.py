@@ -27,7 +27,7 @@ from flows.production import release_blue_green
 from flows.staging import StagingOutcome, release_to_staging
 from tasks.bluegreen import retire_old_color
 from tasks.gates import run_quality_gates
-from tasks.migrations import migrate
+from tasks.migrations import migrate, pending_contracts
 from tasks.notifications import alert, send_alert
 from tasks.planning import plan_release
 from tasks.records import audit, publish_summary
@@ -80,6 +80,8 @@ def release(
             rejected = approve(plan, gates, staging, initiator, hotfix, security_patch, severity, reason)
             if rejected:
                 return stop_before_production(record, "rejected", rejected, plan, started, initiator)
+            for earlier in pending_contracts(tag):  # contracts left to this release: their version, live now, keeps working
+                migrate(record, earlier, Phase.CONTRACT, initiator, release=tag)
             migrate(record, tag, Phase.EXPAND, initiator)  # additive only: the old color keeps working (R-DB-1 step 1)
             if strategy == "canary":
                 release_canary(plan, record, initiator, production)
@@ -99,8 +101,10 @@ def release(
             time.sleep(runtime().policy.blue_green.old_color_grace.total_seconds())
             for switch in production.switches:
                 retire_old_color(switch.service, switch.from_color, record)
-        detail = contract(record, tag, initiator)
-        return finish(tag, "released", detail, plan, production, started, initiator)
+        if runtime().policy.quality_gates.database_migrations.contract == "next_release":
+            return finish(tag, "released", "every service released and watched; contract waits for the next release",
+                          plan, production, started, initiator)
+        return finish(tag, "released", contract(record, tag, initiator), plan, production, started, initiator)
 
 
 def contract(record: str, tag: str, initiator: str) -> str:
@@ -109,7 +113,7 @@ def contract(record: str, tag: str, initiator: str) -> str:
     try:
         migrate(record, tag, Phase.CONTRACT, initiator)
     except Exception as error:  # noqa: BLE001 - released either way: the new version runs on the expanded schema
-        problem = f"contract failed, the schema stays expanded: {error}"
+        problem = f"contract failed, the schema stays expanded until the next release runs it: {error}"
         audit(event="migration_failed", actor=initiator, release=tag, details={"phase": "contract", "reason": str(error)})
         send_alert(alert(tag, "high", f"{tag}: {problem}", {"record": record}), channels=list(runtime().policy.blue_green.notify))
         return f"every service released and watched; {problem}"

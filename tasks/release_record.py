@@ -98,8 +98,8 @@ def restore_production(record: str, reason: str, actor: str, crashed_run: str | 
     with noted(ChangeNote(found.tag, run_url(), restoring=True, log=log.info)):  # gitops: revert commits
         report = rt.restorer.restore(found, on_restored=audited)
     for reverted in report.database.reverted:
-        rt.audit.append("migration_reverted", actor, found.tag, flow_run_id=str(flow_run.id), version=reverted.version,
-                        seconds=round(reverted.seconds, 3), reason=reason, record=record, **extra)
+        rt.audit.append("migration_reverted", actor, found.tag, flow_run_id=str(flow_run.id), reason=reason, record=record,
+                        **extra, **reverted.audited())
         log.warning("database: %s reverted in %.2fs", reverted.version, reverted.seconds)
     if report.database.problem:
         rt.audit.append("rollback_failed", actor, found.tag, flow_run_id=str(flow_run.id), service="database",

@@ -7,10 +7,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from delivery.gates import GateResult, judged, no_verdict
-from delivery.migrations.bundle import MigrationBundle
+from delivery.migrations.bundle import MigrationBundle, Phase
 from delivery.migrations.lint import lint
 from delivery.migrations.rehearsal import rehearse
-from delivery.migrations.runner import Limits, MigrationError, edited_files
+from delivery.migrations.runner import Limits, MigrationError, edited_files, uncontracted_tags
 from delivery.policy.models import DatabaseMigrationsGate
 
 DATABASE_MIGRATIONS = "database migrations"
@@ -21,13 +21,25 @@ def limits_of(gate: DatabaseMigrationsGate) -> Limits:
     return Limits(gate.lock_timeout, gate.statement_timeout, gate.batch_size)
 
 
+def bundle_of(gate: DatabaseMigrationsGate, root: Path, tag: str) -> MigrationBundle:
+    """The tag's migrations, at the gate's `report` path under `root`; ValueError names a malformed entry."""
+    directory = root / gate.report.format(tag=tag)
+    return MigrationBundle.load(directory.parent, directory.name)
+
+
+def pending_contracts(gate: DatabaseMigrationsGate, root: Path, dsn: str, tag: str) -> list[MigrationBundle]:
+    """Earlier tags' bundles whose expand is applied and contract is not: the next release runs their contract first."""
+    bundles = [bundle_of(gate, root, earlier) for earlier in uncontracted_tags(dsn, but=tag)]
+    return [b for b in bundles if b.phases[Phase.CONTRACT]]
+
+
 def check_database_migrations(gate: DatabaseMigrationsGate, tag: str, root: Path,
                               dsn: Callable[[], str | None]) -> GateResult:
     """Passed when the tag has no migrations, or they lint clean and rehearse; `dsn()` (asked only then) is None
     when no database is configured."""
     directory = root / gate.report.format(tag=tag)
     try:
-        bundle = MigrationBundle.load(directory.parent, directory.name)
+        bundle = bundle_of(gate, root, tag)
     except ValueError as err:
         return judged(DATABASE_MIGRATIONS, gate, ok=False, measured="malformed", threshold=THRESHOLD,
                        summary=f"{DATABASE_MIGRATIONS}: {err}", rows=[{"problem": str(err)}])
@@ -46,8 +58,9 @@ def check_database_migrations(gate: DatabaseMigrationsGate, tag: str, root: Path
                            + (f" or the Prefect Secret block {gate.dsn_secret_block!r}" if gate.dsn_secret_block else ""))
     try:
         edited = edited_files(database, bundle)
-        rehearsal = rehearse(database, bundle, limits_of(gate)) if not edited else None
-    except MigrationError as err:
+        earlier = pending_contracts(gate, root, database, tag)
+        rehearsal = rehearse(database, bundle, limits_of(gate), earlier) if not edited else None
+    except (MigrationError, ValueError) as err:
         return no_verdict(DATABASE_MIGRATIONS, gate, THRESHOLD, f"the rehearsal could not run: {err}", rows=rows)
     if edited:
         return judged(DATABASE_MIGRATIONS, gate, ok=False, measured=f"{len(edited)} applied file(s) edited", threshold=THRESHOLD,

@@ -37,9 +37,21 @@ class Rehearsal:
         return not self.problems
 
 
-def rehearse(dsn: str, bundle: MigrationBundle, limits: Limits) -> Rehearsal:
-    """Run `bundle` on two copies of the schema at `dsn` (on the same server, dropped afterwards); `dsn` is untouched."""
+def rehearse(dsn: str, bundle: MigrationBundle, limits: Limits, earlier: list[MigrationBundle] = ()) -> Rehearsal:
+    """Run `bundle` on two copies of the schema at `dsn` (on the same server, dropped afterwards), after the
+    `earlier` tags' pending contracts, as the release will; `dsn` is untouched."""
     result, source = Rehearsal(), schema_of(dsn)
+    if earlier:
+        with schema_copy(dsn, source) as copy:
+            runner = MigrationRunner(copy, limits, log=lambda _: None)
+            if not all(_step(result, f"{b.tag} contract", lambda b=b: runner.run(b, Phase.CONTRACT)) for b in earlier):
+                return result
+            live = earlier[-1]  # the newest: its version serves now, and stays the rollback target
+            result.problems += [f"{live.tag} contract: {c}, which {live.tag} needs ({live.directory / NEEDS_FILE})"
+                                for c in missing(live.needs, columns_of(copy))]
+            if result.problems:
+                return result
+            source = schema_of(copy)
     with schema_copy(dsn, source) as copy:
         runner, before = MigrationRunner(copy, limits, log=lambda _: None), columns_of(copy)
         for phase in (Phase.EXPAND, Phase.BACKFILL, Phase.CONTRACT):

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from delivery.migrations.bundle import MigrationBundle, Phase
-from delivery.migrations.gate import limits_of
+from delivery.migrations.gate import bundle_of, limits_of, pending_contracts
 from delivery.migrations.runner import Applied, MigrationError, MigrationRunner, Progress
 from delivery.notify.credentials import PrefectSecrets
 from delivery.policy.models import DatabaseMigrationsGate
@@ -30,8 +30,12 @@ class ReleaseMigrations:
         self.gate, self.root, self.log = gate, root, log
 
     def bundle(self, tag: str) -> MigrationBundle:
-        directory = self.root / self.gate.report.format(tag=tag)
-        return MigrationBundle.load(directory.parent, directory.name)
+        return bundle_of(self.gate, self.root, tag)
+
+    def pending_contracts(self, tag: str) -> list[str]:
+        """Earlier tags whose contract has not run (the policy said next_release, or it failed): run before `tag`'s expand."""
+        dsn = database_dsn(self.gate)
+        return [b.tag for b in pending_contracts(self.gate, self.root, dsn, tag)] if dsn else []
 
     def apply(self, tag: str, phase: Phase, progress: Progress | None = None) -> list[Applied]:
         """Apply the tag's `phase` (files already in the ledger are skipped); nothing for a tag without migrations."""

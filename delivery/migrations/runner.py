@@ -45,6 +45,15 @@ class Applied:
     seconds: float
     rows: int | None = None
 
+    def audited(self) -> dict[str, object]:
+        """What an audit record keeps of the file: its version, seconds to the millisecond, and a backfill's rows."""
+        return {"version": self.version, "seconds": round(self.seconds, 3), **({"rows": self.rows} if self.rows is not None else {})}
+
+
+def percent_done(rows: int, total: int | None) -> float | None:
+    """A backfill's progress in percent of its `-- total:` rows (None without a total)."""
+    return min(100.0, 100.0 * rows / total) if total else None
+
 
 Progress = Callable[[MigrationFile, int, int, int | None], None]  # file, batches done, rows changed so far, rows in all
 
@@ -162,6 +171,19 @@ def _total(conn: psycopg.Connection, file: MigrationFile) -> int | None:
         return int(conn.execute(file.total_query.encode()).fetchone()[0])
     except (psycopg.Error, TypeError, ValueError) as err:
         raise MigrationError(f"{file.path}: its -- total: query: {err}") from None
+
+
+def uncontracted_tags(dsn: str, but: str) -> list[str]:
+    """Tags other than `but` whose expand is applied and no contract file yet, oldest expand first (read only)."""
+    try:
+        with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
+            if conn.execute("SELECT to_regclass(%s)", (LEDGER,)).fetchone()[0] is None:
+                return []
+            rows = conn.execute(f"SELECT tag FROM {LEDGER} WHERE tag <> %s GROUP BY tag HAVING bool_or(phase = 'expand') "
+                                "AND NOT bool_or(phase = 'contract') ORDER BY min(applied_at)", (but,)).fetchall()
+    except psycopg.OperationalError as err:
+        raise MigrationError(f"cannot connect to the migration database: {str(err).strip()}") from None
+    return [tag for (tag,) in rows]
 
 
 def _applied(conn: psycopg.Connection, versions: Sequence[str]) -> set[str]:

@@ -206,6 +206,9 @@ class DatabaseMigrationsGate(Gate):
     lock_timeout: PositiveDuration = _d("5s")
     statement_timeout: PositiveDuration = _d("15m")
     batch_size: int = Field(default=1000, ge=1)
+    contract: Literal["after_retire", "next_release"] = Field(
+        default="after_retire", description="when a tag's contract runs: once its release retired the old colors, or at "
+                                            "the start of the next release (before that one's expand)")
 
 
 class QualityGates(Strict):

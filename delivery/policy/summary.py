@@ -114,8 +114,8 @@ def _gates(p: Policy) -> str:
             _gate(f"{g.security_scan.max_critical} critical vulnerabilities{high}", g.security_scan),
             _gate(f"performance within ±{g.performance.max_deviation_percent:g}% of baseline", g.performance),
             _gate(f"SonarQube grade {g.code_quality.min_grade}", g.code_quality),
-            _gate(f"migrations ({g.database_migrations.report}) lint clean under squawk and rehearse on a schema copy",
-                  g.database_migrations),
+            _gate(f"migrations ({g.database_migrations.report}) lint clean under squawk and rehearse on a schema copy, "
+                  f"contract {g.database_migrations.contract.replace('_', ' ')}", g.database_migrations),
         ]
     )
 

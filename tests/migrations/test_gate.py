@@ -87,3 +87,20 @@ def test_a_version_whose_schema_is_missing_fails_even_without_migrations(databas
     write(tmp_path / "migrations", "v1.2.0", {"needs.yaml": NEEDS})
     result = check_database_migrations(GATE, "v1.2.0", tmp_path, lambda: database)
     assert result.verdict == "failed" and "trips.ai_confidence_score is missing" in result.summary, result.summary
+
+
+def test_an_earlier_tags_pending_contract_is_rehearsed_first(database, tmp_path):
+    """With `contract: next_release`, v1.2.0's contract runs at the start of the next release: its rehearsal too."""
+    root = write(tmp_path / "migrations", "v1.2.0", {**V120, "needs.yaml": NEEDS})
+    runner = MigrationRunner(database, limits_of(GATE), log=lambda _: None)
+    for phase in (Phase.EXPAND, Phase.BACKFILL):
+        runner.run(MigrationBundle.load(root, "v1.2.0"), phase)
+    write(root, "v1.3.0", {"expand/001_share.sql": "ALTER TABLE trips ADD COLUMN share_token text;\n",
+                           "down/001_share.sql": "ALTER TABLE trips DROP COLUMN IF EXISTS share_token;\n"})
+    result = check_database_migrations(GATE, "v1.3.0", tmp_path, lambda: database)
+    assert result.verdict == "passed", result.summary
+    assert [r["rehearsal"] for r in result.rows if "rehearsal" in r][0] == "v1.2.0 contract: 1 file(s)"
+    write(root, "v1.2.0", {"contract/002_drop_destination.sql": "ALTER TABLE trips DROP COLUMN destination;\n"})
+    failed = check_database_migrations(GATE, "v1.3.0", tmp_path, lambda: database)
+    assert failed.verdict == "failed", failed.summary
+    assert "v1.2.0 contract: trips.destination is missing, which v1.2.0 needs" in failed.summary, failed.summary

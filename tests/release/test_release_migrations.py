@@ -102,8 +102,11 @@ def test_v1_2_0_expands_before_deploying_backfills_after_the_switch_and_contract
     assert_password_nowhere(prefect_api, flow_run, tmp_path)
 
 
+# The watch ends at its first rollback verdict; it is long only for a loaded machine's thinner traffic (as in
+# test_release_scenarios.py).
+@pytest.mark.parametrize("policy_changes", [{"environments": {"production": {"watch": "90s"}}}])
 def test_a_version_rolled_back_by_the_watch_runs_its_down_and_the_schema_is_as_before(
-        prefect_api, release_database, sandbox, cluster, tmp_path):
+        prefect_api, release_database, sandbox, cluster, tmp_path, policy_changes):
     write(tmp_path / "reports-root" / "migrations", "v1.3.0-faulty", V130)
     before = schema_of(release_database)
     set_load(sandbox, 300)
@@ -144,3 +147,28 @@ def sandbox_database(release_database, monkeypatch) -> str:
     """The sandbox's production pods answer /actuator/health/db from the release's database (set before it starts)."""
     monkeypatch.setenv("TRIPGEN_SANDBOX_DATABASE_URL", release_database)
     return release_database
+
+
+@pytest.mark.parametrize("policy_changes", [{"quality_gates": {"database_migrations": {"contract": "next_release"}}}])
+def test_with_contract_next_release_the_next_release_contracts_before_its_expand(
+        prefect_api, release_database, sandbox, cluster, tmp_path, policy_changes):
+    write(tmp_path / "reports-root" / "migrations", "v1.2.0", {**V120, "needs.yaml": NEEDS})
+    write(tmp_path / "reports-root" / "migrations", "v1.3.0", V130)
+    for tag in ("v1.2.0", "v1.3.0"):
+        run = release_run(tag, services=[SERVICE], initiator="demo-dev")
+        approve_both(prefect_api, run)
+        state = run.join(180)
+        assert state.is_completed(), state.message
+        if tag == "v1.2.0":
+            assert "contract waits for the next release" in state.result()["detail"]
+            assert nullable(release_database) == "YES"
+    applied = [(r["release"], r["details"]["version"]) for r in audit_records(tmp_path) if r["event"] == "migration_applied"]
+    assert applied == [("v1.2.0", "v1.2.0/expand/001_add_score.sql"), ("v1.2.0", "v1.2.0/backfill/001_score.sql"),
+                       ("v1.3.0", "v1.2.0/contract/001_score_not_null.sql"), ("v1.3.0", "v1.3.0/expand/001_add_share_token.sql")]
+    assert nullable(release_database) == "NO"
+
+
+def nullable(dsn: str) -> str:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute("SELECT is_nullable FROM information_schema.columns WHERE table_name = 'trips' "
+                            "AND column_name = 'ai_confidence_score'").fetchone()[0]
