@@ -131,3 +131,23 @@ def test_connection_errors_never_show_the_password(database, tmp_path):
     with pytest.raises(MigrationError) as raised:
         MigrationRunner(dsn, LIMITS, log=lambda _: None).run(bundle(tmp_path), Phase.EXPAND)
     assert "cannot connect" in str(raised.value) and "s3cret-pw" not in str(raised.value)
+
+
+def test_two_releases_migrations_never_run_at_once(database, tmp_path):
+    """Two runners (two releases' tags) started together: each file notes its start and end; they never interleave."""
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute("CREATE TABLE steps (n bigint GENERATED ALWAYS AS IDENTITY, tag text, step text)")
+    noted = "INSERT INTO steps (tag, step) VALUES ('{tag}', 'start'); SELECT pg_sleep(0.3); " \
+            "INSERT INTO steps (tag, step) VALUES ('{tag}', 'end');\n"
+    for tag in ("v1.2.0", "v1.3.0"):
+        write(tmp_path, tag, {f"expand/00{n}_step.sql": noted.format(tag=tag) for n in (1, 2)} | {"down/001.sql": "SELECT 1;\n"})
+    runners = [threading.Thread(target=MigrationRunner(database, LIMITS, log=lambda _: None).run,
+                                args=(MigrationBundle.load(tmp_path, tag), Phase.EXPAND)) for tag in ("v1.2.0", "v1.3.0")]
+    for runner in runners:
+        runner.start()
+    for runner in runners:
+        runner.join(60)
+    with psycopg.connect(database) as conn:
+        steps = conn.execute("SELECT tag, step FROM steps ORDER BY n").fetchall()
+    first, second = steps[0][0], steps[-1][0]
+    assert first != second and steps == [(first, "start"), (first, "end")] * 2 + [(second, "start"), (second, "end")] * 2
