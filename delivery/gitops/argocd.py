@@ -67,6 +67,12 @@ class ApplicationWaiter:
         app = self.conn.call(self.conn.custom.get_namespaced_custom_object, *ARGOCD, self.namespace, "applications", self.name)
         return app_status(app)
 
+    def request_sync(self, revision: str) -> None:
+        """Ask for a sync of `revision` now, as `argocd app sync --revision` does: a manual sync, which a closed
+        sync window with `manualSync: true` lets through, and which does not wait for the next refresh."""
+        body = {"operation": {"initiatedBy": {"username": "tripgen-release"}, "sync": {"revision": revision}}}
+        self.conn.call(self.conn.custom.patch_namespaced_custom_object, *ARGOCD, self.namespace, "applications", self.name, body)
+
     def wait(self, revision: str, is_at_or_after: Callable[[str, str], bool], on_blocked: Callable[[str], None],
              healthy: bool = True) -> AppStatus:
         """Until the Application reports `revision` or a later commit (`is_at_or_after(reported, revision)`).

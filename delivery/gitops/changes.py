@@ -69,6 +69,8 @@ class GitOpsWriter:
         if commit is None:
             return None
         note.log(f"committed {commit.sha[:12]} ({subject}); waiting for {self.waiter.namespace}/{self.waiter.name} to sync it")
+        if note.restoring:  # a restore acts at once: a manual sync, which ArgoCD's closed window lets through (manualSync)
+            self.waiter.request_sync(commit.sha)
         self.waiter.wait(commit.sha, self.repo.is_at_or_after, lambda why: note.log(f"waiting: {why}"), healthy=not note.restoring)
         return commit
 

@@ -96,12 +96,14 @@ def test_a_gitops_release_is_a_commit_per_step_each_synced_by_argocd(prefect_api
 
 
 @pytest.mark.parametrize("policy_changes", [{}])
-def test_a_gitops_restore_is_a_revert_commit_synced_by_argocd(prefect_api, sandbox, argocd, manifests, cluster, tmp_path,
-                                                              policy_changes):
+def test_a_gitops_restore_is_a_revert_commit_synced_at_once_even_behind_a_closed_window(
+        prefect_api, sandbox, argocd, manifests, cluster, tmp_path, policy_changes):
+    """The restore asks ArgoCD for a manual sync, which the AppProject's window (manualSync) lets through at once."""
     run = release_run("v1.2.0", services=[SERVICE], initiator="demo-dev")
     approve_twice(prefect_api, run)
     wait_until(lambda: any(r["event"] == "traffic_switched" for r in audit_records(tmp_path)), 120, "the switch",
                invariant=lambda: run.thread.is_alive())
+    httpx.put(f"{sandbox.control}/argocd/clock", json={"at": CLOSED.isoformat()}).raise_for_status()  # the window shuts
     set_fault(sandbox, versions={f"{SERVICE}:v1.2.0": {"error_rate_percent": 60}})
     state = run.join(120)
     assert state.is_failed() and "rolled back" in state.message, state.message
