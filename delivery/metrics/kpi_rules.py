@@ -59,9 +59,10 @@ def kpi_alerts(kpi: Kpi) -> list[dict]:
     duration, switch = format_duration(kpi.max_deployment_duration), format_duration(kpi.max_blue_green_switch_time)
     # increase() extrapolates to the window's edges (2 rollbacks can read 2.02): a count is rounded; a ratio of two
     # counters sampled together is not affected. The failures' share, not the successes': with no failure series at
-    # all the rate is 100%, and with no `released` series it is 0%, not absent.
-    failed = f'sum by (environment) (increase(tripgen_release_total{{outcome!="released"}}[{rate_window}]))'
-    every = f"sum by (environment) (increase(tripgen_release_total[{rate_window}]))"
+    # all the rate is 100%, and with no `released` series it is 0%, not absent. Releases stopped before production
+    # (gates, staging, rejected) deployed nothing: they count neither way, as in `tripgen-release kpi`.
+    failed = f'sum by (environment) (increase(tripgen_release_total{{outcome="rolled_back"}}[{rate_window}]))'
+    every = f'sum by (environment) (increase(tripgen_release_total{{outcome=~"released|rolled_back"}}[{rate_window}]))'
     return [
         _alert("TripgenDeploymentSuccessRateLow", "deployment_success_rate",
                f"1 - {failed} / {every} < {_number(min_rate / 100)}", IMMEDIATE,
