@@ -13,6 +13,8 @@ from delivery.audit import verify
 from delivery.policy.loader import PolicyError, load_policy
 from delivery.policy.summary import render_summary
 from delivery.approver_cli import approve, status
+from delivery.audit_report_cli import report
+from delivery.kpi_cli import kpi
 from delivery.sandbox_cli import sandbox
 from deployments.cli import deployments
 
@@ -46,6 +48,7 @@ cli.add_command(sandbox)
 cli.add_command(approve)
 cli.add_command(status)
 cli.add_command(deployments)
+cli.add_command(kpi)
 
 
 @cli.command()
@@ -134,6 +137,9 @@ def audit_verify(file: str) -> None:
         return
     click.echo(f"{file}:{result.broken_line}: {result.problem} ({result.records} records before it are intact)", err=True)
     sys.exit(1)
+
+
+audit.add_command(report)
 
 
 def main() -> None:

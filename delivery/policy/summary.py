@@ -177,8 +177,8 @@ def _alerting(p: Policy) -> str:
 
 def _kpi(p: Policy) -> str:
     k = p.kpi
-    return f"{NOT_ENFORCED} " + (
-        f"alert when success rate < {k.min_deployment_success_rate_percent:g}%, rollbacks > {k.max_rollbacks_per_day}/day, "
-        f"duration > {fd(k.max_deployment_duration)}, canary error rate > {k.max_canary_error_rate_percent:g}%, "
-        f"blue-green switch > {fd(k.max_blue_green_switch_time)}"
-    )
+    return (f"`tripgen-release kpi` reports success rate against {k.min_deployment_success_rate_percent:g}%, "
+            f"rollbacks against {k.max_rollbacks_per_day}/day, duration against {fd(k.max_deployment_duration)}, "
+            f"blue-green switch against {fd(k.max_blue_green_switch_time)}; "
+            f"{_unenforced(f'canary error rate > {k.max_canary_error_rate_percent:g}% (not in the audit log)')}; "
+            f"alert rules {NOT_ENFORCED} (no release metrics pushed yet)")
