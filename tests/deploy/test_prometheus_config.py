@@ -4,7 +4,6 @@ file, and it federates every metric the policy's default query templates read.""
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -13,13 +12,11 @@ import yaml
 
 from delivery.policy.default_queries import DEFAULT_QUERIES
 from tests.conftest import REPO
+from tests.prometheus.test_kpi_rules import promtool
 
 PROMETHEUS = REPO / "infra" / "prometheus"
 CONFIG = PROMETHEUS / "prometheus.yml"
 MOUNTED_AT = "/etc/prometheus"  # where docker-compose.yml mounts infra/prometheus
-
-needs_promtool = pytest.mark.skipif(not shutil.which("promtool"), reason="no promtool (Debian package prometheus)")
-
 
 def promtool_check(config_text: str, targets_text: str, work: Path) -> subprocess.CompletedProcess:
     """`promtool check config` on a copy whose file_sd glob points at `work`, holding one targets file."""
@@ -27,17 +24,15 @@ def promtool_check(config_text: str, targets_text: str, work: Path) -> subproces
     (work / "federate" / "cluster.yml").write_text(targets_text)
     config = work / "prometheus.yml"
     config.write_text(config_text.replace(MOUNTED_AT, str(work)))
-    return subprocess.run(["promtool", "check", "config", str(config)], capture_output=True, text=True, timeout=60)
+    return promtool("check", "config", config)
 
 
-@needs_promtool
 def test_promtool_accepts_the_config_and_the_example_targets(tmp_path):
     result = promtool_check(CONFIG.read_text(), (PROMETHEUS / "federate" / "cluster.yml.example").read_text(), tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
 
 
-@needs_promtool
 @pytest.mark.parametrize(("config", "targets"), [
     (CONFIG.read_text().replace("scrape_interval: 15s", "scrape_interval: 15 seconds"), "- targets: [a:9090]\n"),
     (CONFIG.read_text(), "- target: [a:9090]\n"),
