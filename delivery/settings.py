@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     reports: Path = Path(".")
     run_trivy: bool = True  # scan with the trivy binary when installed; False reads the reports
     audit_log: Path = Path("audit/audit.jsonl")
+    alerts_log: Path | None = None  # the alerts raised, for the escalation check (None: alerts.jsonl beside the audit log)
     prefect_ui_url: str | None = None
     release_lock: str = "production-release"  # the global concurrency limit one production release holds
     heartbeat_seconds: int = Field(default=30, ge=30)  # PREFECT_FLOWS_HEARTBEAT_FREQUENCY of release runs (Prefect's minimum)
@@ -42,6 +43,9 @@ class Settings(BaseSettings):
 
     def load_policy(self) -> Policy:
         return load_policy(self.policy)
+
+    def alerts_log_path(self) -> Path:
+        return self.alerts_log or self.audit_log.with_name("alerts.jsonl")
 
     def registry_api(self, policy: Policy) -> str:
         return self.registry_url or f"https://{policy.registry}"

@@ -1,7 +1,8 @@
 """Notifications (R-ALERT, R-INC): Slack, Teams, PagerDuty, Jira, e-mail and SMS behind one `Notifier` protocol.
 
 `build_dispatcher(policy)` builds every configured channel; flows then call `notify` (by severity),
-`send_to` (named channels), `open_incident` (Jira), `resolve` (PagerDuty) and `escalate` on it.
+`send_to` (named channels), `open_incident` (Jira) and `resolve` (PagerDuty) on it; the scheduled
+`escalate_open_alerts` (delivery.notify.escalation) re-notifies through its `escalate`.
 No notification failure ever raises out of the dispatcher.
 """
 
@@ -14,6 +15,7 @@ from collections.abc import Callable
 import httpx
 
 from delivery.notify.alert import Alert, Delivery, DeliveryFailed, Notifier
+from delivery.notify.alert_log import AlertLog
 from delivery.notify.credentials import Credentials, hide_in_http_logs, load_credentials
 from delivery.notify.dispatch import Dispatcher
 from delivery.notify.email import EmailNotifier
@@ -38,6 +40,7 @@ __all__ = [
     "build_dispatcher",
     "build_notifiers",
     "channels_for",
+    "escalation_levels",
     "load_credentials",
 ]
 
@@ -62,6 +65,11 @@ def build_notifiers(credentials: Credentials, http: httpx.Client) -> dict[str, N
     return notifiers
 
 
+def escalation_levels(policy: Policy) -> set[str]:
+    """The levels alerts escalate to, whose contacts the credentials carry."""
+    return {route.escalate_to for route in policy.alerting.values()}
+
+
 def build_dispatcher(
     policy: Policy,
     clock: Clock = utc_now,
@@ -69,12 +77,13 @@ def build_dispatcher(
     *,
     credentials: Credentials | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    alert_log: AlertLog | None = None,
 ) -> Dispatcher:
     """A Dispatcher over every configured channel, routing by `policy.alerting`; credentials are loaded when not given."""
-    levels = {route.escalate_to for route in policy.alerting.values()}
-    credentials = credentials or load_credentials(levels)
+    credentials = credentials or load_credentials(escalation_levels(policy))
     hide_in_http_logs(credentials.secret_values())
     client = http or httpx.Client(timeout=TIMEOUT_SECONDS)
     notifiers = build_notifiers(credentials, client)
     log.info("notification channels configured: %s", ", ".join(sorted(notifiers)) or "none")
-    return Dispatcher(notifiers, policy.alerting, clock, sleep=sleep, contacts=credentials.contacts, http=None if http else client)
+    return Dispatcher(notifiers, policy.alerting, clock, sleep=sleep, contacts=credentials.contacts, http=None if http else client,
+                      alert_log=alert_log)

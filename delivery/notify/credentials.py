@@ -60,6 +60,7 @@ class Credentials(BaseModel):
     slack_webhook_url: SecretStr | None = None
     teams_webhook_url: SecretStr | None = None
     pagerduty_routing_key: SecretStr | None = None
+    pagerduty_api_token: SecretStr | None = None
     jira: JiraConfig | None = None
     smtp: SmtpConfig | None = None
     sms: SmsConfig | None = None
@@ -71,6 +72,7 @@ class Credentials(BaseModel):
             self.slack_webhook_url,
             self.teams_webhook_url,
             self.pagerduty_routing_key,
+            self.pagerduty_api_token,
             self.jira and self.jira.api_token,
             self.smtp and self.smtp.password,
             self.sms and self.sms.token,
@@ -193,6 +195,7 @@ def load_credentials(levels: Iterable[str] = (), environ: Mapping[str, str] | No
         slack_webhook_url=_secret(settings.get("TRIPGEN_SLACK_WEBHOOK_URL")),
         teams_webhook_url=_secret(settings.get("TRIPGEN_TEAMS_WEBHOOK_URL")),
         pagerduty_routing_key=_secret(settings.get("TRIPGEN_PAGERDUTY_ROUTING_KEY")),
+        pagerduty_api_token=_secret(settings.get("TRIPGEN_PAGERDUTY_API_TOKEN")),
         jira=_jira(settings),
         smtp=_smtp(settings),
         sms=_sms(settings),

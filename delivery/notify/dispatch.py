@@ -12,6 +12,7 @@ import httpx
 from tenacity import retry_if_exception
 
 from delivery.notify.alert import Alert, Delivery, DeliveryFailed, Notifier
+from delivery.notify.alert_log import AlertLog
 from delivery.notify.routing import Clock, Contacts, Escalation, channels_for, utc_now
 from delivery.policy.models import AlertRoute
 from delivery.retry import retrying
@@ -43,20 +44,27 @@ class Dispatcher:
         sleep: Callable[[float], None] = time.sleep,
         contacts: Contacts | None = None,
         http: httpx.Client | None = None,
+        alert_log: AlertLog | None = None,
     ) -> None:
         self.notifiers = dict(notifiers)
         self.alerting = alerting
+        self.clock = clock
         self.sleep = sleep
         self.escalation = Escalation(alerting, clock, contacts)
         self.http = http
+        self.alert_log = alert_log
 
     def notify(self, alert: Alert) -> list[Delivery]:
-        """Send to every channel of the alert's severity at once, and escalate it later unless acknowledged."""
+        """Send to every channel of the alert's severity at once; escalate it later unless acknowledged.
+
+        The alert log, when given, keeps it for the scheduled escalation check (delivery.notify.escalation)."""
         channels = channels_for(self.alerting, alert.severity)
         if not channels:
             log.warning("the policy routes no %s alerts; '%s' not sent", alert.severity, alert.title)
         deliveries = self.send_to(channels, alert)
         self.escalation.track(alert)
+        if self.alert_log and channels:
+            self._record(lambda log_: log_.sent(alert, self.clock()))
         return deliveries
 
     def send_to(self, channels: Iterable[str], alert: Alert) -> list[Delivery]:
@@ -73,20 +81,33 @@ class Dispatcher:
 
     def resolve(self, release: str) -> Delivery:
         """The release recovered: resolve its PagerDuty incident and stop escalating its alerts."""
-        self.escalation.acknowledge(release)
+        self._close(release, "resolved")
         return self._deliver("pagerduty", "resolve", release)
 
     def acknowledge(self, release: str) -> None:
         """Someone took the release's alerts in hand: no escalation for them."""
-        self.escalation.acknowledge(release)
+        self._close(release, "acknowledged")
 
-    def escalate(self) -> list[Delivery]:
-        """Send the re-notifications now due (call it on the watch's interval); returns their Deliveries."""
+    def escalate(self, alerts: Iterable[Alert] | None = None) -> list[Delivery]:
+        """Re-notify `alerts` to their escalation level, or else those this process tracked that are now due."""
+        reminders = self.escalation.due() if alerts is None else [self.escalation.reminder(alert) for alert in alerts]
         deliveries = []
-        for due in self.escalation.due():
+        for due in reminders:
             log.info("escalating '%s' of %s to %s on %s", due.alert.title, due.alert.release, due.alert.escalated_to, ", ".join(due.channels))
             deliveries += self.send_to(due.channels, due.alert)
         return deliveries
+
+    def _close(self, release: str, reason: str) -> None:
+        self.escalation.acknowledge(release)
+        if self.alert_log:
+            self._record(lambda log_: log_.close_release(release, reason, self.clock()))
+
+    def _record(self, write: Callable[[AlertLog], None]) -> None:
+        """Write to the alert log; a log that cannot be written is logged, never raised (the alert went out)."""
+        try:
+            write(self.alert_log)
+        except (OSError, ValueError) as error:
+            log.error("alert log %s not written: %s", self.alert_log.path, type(error).__name__)
 
     def close(self) -> None:
         """Close the HTTP client `build_dispatcher` opened for the notifiers."""

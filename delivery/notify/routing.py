@@ -85,8 +85,13 @@ class Escalation:
                 route = self.alerting[pending.alert.severity]
                 if now - pending.sent_at >= route.escalate_after:
                     del self._pending[key]
-                    due.append(EscalationDue(self._addressed(pending.alert, route.escalate_to), escalation_channels(route)))
+                    due.append(self.reminder(pending.alert))
         return due
+
+    def reminder(self, alert: Alert) -> EscalationDue:
+        """`alert` addressed to its route's escalation level, with the channels that re-notify it."""
+        route = self.alerting[alert.severity]
+        return EscalationDue(self._addressed(alert, route.escalate_to), escalation_channels(route))
 
     def _addressed(self, alert: Alert, level: str) -> Alert:
         """`alert` re-addressed to `level`: its contacts, or the channels' default recipients when it has none."""

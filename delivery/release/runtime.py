@@ -17,8 +17,11 @@ from delivery.kube.aks import connect_aks
 from delivery.kube.configmaps import JsonConfigMaps
 from delivery.metrics.prometheus import PrometheusClient
 from delivery.migrations.release import ReleaseMigrations
-from delivery.notify import build_dispatcher
+from delivery.notify import Credentials, build_dispatcher, escalation_levels, load_credentials
+from delivery.notify.alert_log import AlertLog
 from delivery.notify.dispatch import Dispatcher
+from delivery.notify.http import TIMEOUT_SECONDS
+from delivery.notify.pagerduty import PagerDutyIncidents
 from delivery.policy.models import Policy
 from delivery.release.bluegreen import BlueGreen
 from delivery.release.canary import CanaryRollout
@@ -118,7 +121,22 @@ class Runtime:
     @cached_property
     def dispatcher(self) -> Dispatcher:
         """Notifications (holds credentials: never a parameter, never returned from a task)."""
-        return build_dispatcher(self.policy)
+        return build_dispatcher(self.policy, credentials=self.credentials, alert_log=self.alert_log)
+
+    @cached_property
+    def credentials(self) -> Credentials:
+        return load_credentials(escalation_levels(self.policy))
+
+    @cached_property
+    def alert_log(self) -> AlertLog:
+        """The alerts raised and their escalations, read by the scheduled escalation check."""
+        return AlertLog(self.settings.alerts_log_path())
+
+    @cached_property
+    def incidents(self) -> PagerDutyIncidents | None:
+        """PagerDuty's incident status (REST API v2), when TRIPGEN_PAGERDUTY_API_TOKEN is set."""
+        token = self.credentials.pagerduty_api_token
+        return PagerDutyIncidents(token, httpx.Client(timeout=TIMEOUT_SECONDS)) if token else None
 
     @cached_property
     def audit(self) -> AuditLog:

@@ -48,6 +48,7 @@ def test_nothing_configured_is_no_error():
         "slack_webhook_url": None,
         "teams_webhook_url": None,
         "pagerduty_routing_key": None,
+        "pagerduty_api_token": None,
         "jira": None,
         "smtp": None,
         "sms": None,
