@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Protocol
 
 GENESIS = "0" * 64
 EVENTS = frozenset(
@@ -40,11 +41,20 @@ def _digest(record: dict) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-class AuditLog:
-    """Appends events to a JSON-lines file; a file lock keeps concurrent writers in one chain."""
+class AuditMirror(Protocol):
+    """A second copy of the log (delivery/audit_blob.py), brought up to date after every append."""
 
-    def __init__(self, path: str | Path) -> None:
+    def sync(self, log: bytes) -> None:
+        """Copy what the copy lacks of `log`, the whole local file; raise if that fails."""
+
+
+class AuditLog:
+    """Appends events to a JSON-lines file; a file lock keeps concurrent writers in one chain. A `mirror` is synced
+    under the lock after the local write: if it fails, the record stays and the error propagates (the step fails)."""
+
+    def __init__(self, path: str | Path, mirror: AuditMirror | None = None) -> None:
         self.path = Path(path)
+        self.mirror = mirror
 
     def append(self, event: str, actor: str, release: str, **details: object) -> dict:
         """Record `event` by `actor` for `release` (a tag); returns the record as written."""
@@ -67,6 +77,9 @@ class AuditLog:
                 record["sha256"] = _digest(record)
                 handle.write(json.dumps(record, sort_keys=True).encode() + b"\n")
                 handle.flush()
+                if self.mirror is not None:
+                    handle.seek(0)
+                    self.mirror.sync(handle.read())
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
         return record

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import click
 import httpx
 
 from delivery import __version__
 from delivery.audit import verify
+from delivery.audit_blob import check_against_blob
 from delivery.policy.loader import PolicyError, load_policy
 from delivery.policy.summary import render_summary
 from delivery.approver_cli import approve, status
 from delivery.audit_report_cli import report
 from delivery.kpi_cli import kpi
 from delivery.sandbox_cli import sandbox
+from delivery.settings import Settings
 from deployments.cli import deployments
 
 
@@ -129,14 +132,20 @@ def audit() -> None:
 
 @audit.command("verify")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
-def audit_verify(file: str) -> None:
-    """Check the hash chain of FILE; exit 1 naming the first broken line."""
+@click.option("--against-blob", is_flag=True, help="Also compare FILE line by line with its Azure Blob copy and chain head (TRIPGEN_AUDIT_BLOB_*).")
+def audit_verify(file: str, against_blob: bool) -> None:
+    """Check the hash chain of FILE (and its blob copy); exit 1 naming the first broken line."""
     result = verify(file)
     if result.intact:
         click.echo(f"{file}: {result.records} records, hash chain intact")
-        return
-    click.echo(f"{file}:{result.broken_line}: {result.problem} ({result.records} records before it are intact)", err=True)
-    sys.exit(1)
+    else:
+        click.echo(f"{file}:{result.broken_line}: {result.problem} ({result.records} records before it are intact)", err=True)
+    matches = True
+    if against_blob:
+        matches, line = check_against_blob(Path(file), Settings())
+        click.echo(line, err=not matches)
+    if not (result.intact and matches):
+        sys.exit(1)
 
 
 audit.add_command(report)

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     reports: Path = Path(".")
     run_trivy: bool = True  # scan with the trivy binary when installed; False reads the reports
     audit_log: Path = Path("audit/audit.jsonl")
+    audit_blob_connection_string: SecretStr | None = None  # set: every audit record is also appended to Azure Blob (delivery/audit_blob.py)
+    audit_blob_container: str = "tripgen-audit"
+    audit_blob_account_id: str | None = None  # the storage account's ARM id: the container's retention policy is set there
     alerts_log: Path | None = None  # the alerts raised, for the escalation check (None: alerts.jsonl beside the audit log)
     prefect_ui_url: str | None = None
     release_lock: str = "production-release"  # the global concurrency limit one production release holds
