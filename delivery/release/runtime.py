@@ -9,6 +9,7 @@ from functools import cached_property
 import httpx
 
 from delivery.audit import AuditLog
+from delivery.audit_blob import mirror_from_settings
 from delivery.gitops.argocd import ApplicationWaiter
 from delivery.gitops.changes import GitOpsDeployments, GitOpsRouting, GitOpsWriter
 from delivery.gitops.repository import ManifestsRepository
@@ -140,7 +141,7 @@ class Runtime:
 
     @cached_property
     def audit(self) -> AuditLog:
-        return AuditLog(self.settings.audit_log)
+        return AuditLog(self.settings.audit_log, mirror=mirror_from_settings(self.settings, self.policy))
 
 
 _RUNTIMES: dict[str, Runtime] = {}
