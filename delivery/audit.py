@@ -48,6 +48,12 @@ class AuditMirror(Protocol):
         """Copy what the copy lacks of `log`, the whole local file; raise if that fails."""
 
 
+def run_of(event: str, details: dict) -> str | None:
+    """The release run an event belongs to: a recovery's events count toward the run that crashed."""
+    crashed = details.get("flow_run") if event in ("deployment_crashed", "deployment_recovered") else None
+    return details.get("crashed_flow_run") or crashed or details.get("flow_run_id")
+
+
 class AuditLog:
     """Appends events to a JSON-lines file; a file lock keeps concurrent writers in one chain. A `mirror` is synced
     under the lock after the local write: if it fails, the record stays and the error propagates (the step fails)."""

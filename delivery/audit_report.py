@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TextIO
 
-from delivery.audit import Verification, verify
+from delivery.audit import Verification, run_of, verify
 
 CSV_FIELDS = ("seq", "time", "event", "actor", "release", "flow_run_id", "service", "details")
 ENDINGS = ("deployment_completed", "deployment_failed")
@@ -76,9 +76,7 @@ class Event:
     @property
     def run(self) -> str:
         """The release run it belongs to: a recovery's events count toward the run that crashed."""
-        d = self.details
-        crashed = d.get("flow_run") if self.event in ("deployment_crashed", "deployment_recovered") else None
-        return str(d.get("crashed_flow_run") or crashed or d.get("flow_run_id") or f"(no run) {self.release}")
+        return str(run_of(self.event, self.details) or f"(no run) {self.release}")
 
     def text(self, key: str) -> str:
         value = self.details.get(key)

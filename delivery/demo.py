@@ -22,7 +22,7 @@ import psycopg
 from delivery.audit import AuditLog, verify
 from delivery.demo_gitops import gitops_policy, install_argocd_application, manifests_repository, print_gitops
 from delivery.kube import Deployments, Routing, connect
-from delivery.localdb import LocalPostgres
+from delivery.localdb import LocalPostgres, free_port
 from delivery.policy.loader import load_policy
 from delivery.prefect_rest import PrefectRest
 from delivery.migrations.runner import LEDGER
@@ -93,12 +93,6 @@ def prefect_server(procs: Processes, state: Path, env: dict[str, str]) -> str:
     process = procs.start("prefect-server", [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)], server_env, state / "logs")
     wait_until(PrefectRest(url).healthy, "the Prefect server", START_TIMEOUT, process, state / "logs" / "prefect-server.log")
     return url
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def database_for_demo(procs: Processes, state: Path) -> tuple[str, str]:

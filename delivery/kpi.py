@@ -12,6 +12,7 @@ from pathlib import Path
 from statistics import fmean
 from typing import Literal
 
+from delivery.audit import run_of
 from delivery.policy.models import Kpi
 
 Outcome = Literal["released", "rolled back", "stopped", "running"]
@@ -83,18 +84,10 @@ def _time(record: dict) -> datetime:
     return datetime.fromisoformat(record["time"])
 
 
-def _run_of(record: dict) -> str | None:
-    """The release run a record belongs to; a recover run's records name the crashed run they restore."""
-    details = record["details"]
-    if record["event"] in ("deployment_crashed", "deployment_recovered"):
-        return details.get("flow_run")
-    return details.get("crashed_flow_run") or details.get("flow_run_id")
-
-
 def _grouped(records: list[dict]) -> dict[tuple[str | None, str], list[dict]]:
     groups: dict[tuple[str | None, str], list[dict]] = defaultdict(list)
     for record in records:
-        groups[(_run_of(record), record["release"])].append(record)
+        groups[(run_of(record["event"], record["details"]), record["release"])].append(record)
     return groups
 
 

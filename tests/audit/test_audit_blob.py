@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from delivery.audit import AuditLog
 from delivery.audit_blob import ARM, AuditMirrorError, BlobAuditMirror, ContainerRetention, _reason, mirror_from_settings
 from delivery.cli import cli
+from delivery.localdb import free_port
 from delivery.policy.models import Policy
 from delivery.settings import Settings
 from tests.waiting import wait_until
@@ -31,12 +32,6 @@ POLICY_URL = f"{ARM}{ACCOUNT_ID}/blobServices/default/containers/tripgen-audit/i
 def connection_string(port: int) -> str:
     return (f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={KEY};"
             f"BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def answers(port: int) -> bool:
