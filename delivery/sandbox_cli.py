@@ -29,7 +29,7 @@ def sandbox() -> None:
               help="Scenario YAML (default: the shipped one).")
 @click.option("--port", "ports", multiple=True, metavar="NAME=PORT",
               help="Fix a port: kubernetes, gateway, prometheus, registry or control (default: free ports).")
-@click.option("--real-prometheus", is_flag=True, help="Run the machine's prometheus scraping the sandbox instead of the built-in API.")
+@click.option("--real-prometheus", is_flag=True, help="Run the machine's prometheus scraping the sandbox instead of the built-in API, and a Pushgateway it scrapes.")
 @click.option("--seed", type=int, help="Seed for the simulated traffic (reproducible runs).")
 def serve(state_dir: Path, policy_file: Path | None, scenario: Path | None, ports: tuple[str, ...], real_prometheus: bool, seed: int | None) -> None:
     """Serve the sandbox until Ctrl-C or SIGTERM."""

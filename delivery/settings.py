@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     kube_context: str | None = None
     registry_url: str | None = None  # None: https://<policy.registry>
     prometheus_url: str | None = None  # None: the policy's prometheus.url
+    pushgateway_url: str | None = None  # set: the flows push the release metrics there (docs/kpi-metrics.md)
     gateway_url: str = "https://api.tripgen.com"
     public_host: str = "api.tripgen.com"
     staging_host: str = "staging-api.tripgen.com"

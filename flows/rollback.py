@@ -57,7 +57,7 @@ def rollback(
                         else RollbackDone(service=step.service, action=step.action, from_color=step.from_color, to_color=step.to_color))
         else:
             done.append(roll_back_service(step.service, step.image, step.action, step.to_color))
-        audit(event="rollback_executed", actor=initiator, release=target_version, details={**done[-1].model_dump(), "reason": reason})
+        audit(event="rollback_executed", actor=initiator, release=target_version, details={**done[-1].model_dump(), "reason": reason, "environment": environment})
     checks = validate_environment(environment, [s.service for s in plan.steps], return_state=True)
     healthy = "healthy" if checks.is_completed() else f"validation failed: {checks.message}"
     numbers = {"target version": target_version, "reason": reason, "initiator": initiator, environment: healthy}

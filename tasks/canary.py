@@ -44,10 +44,13 @@ def set_canary_weight(service: str, weight: float, record: str) -> dict[str, int
 
 @task(name="analyse interval", task_run_name="{service}: analysis {number}", retry_condition_fn=transient_only, **HTTP_STEP)
 def analyse_interval(service: str, live_color: str, number: int):
-    """Wait one analysis interval, then read the canary's and stable's evidence."""
+    """Wait one analysis interval, then read the canary's and stable's evidence (its error ratio goes to the metrics)."""
     rt = runtime()
     time.sleep(rt.policy.canary.analysis.interval.total_seconds())
-    return interval_evidence(rt.prometheus, rt.policy, service, live_color, number)
+    evidence = interval_evidence(rt.prometheus, rt.policy, service, live_color, number)
+    if rt.metrics and evidence.canary:
+        rt.metrics.canary_interval(service, evidence.canary.errors, evidence.canary.requests)
+    return evidence
 
 
 @task(name="promote canary", task_run_name="promote {service}", retry_condition_fn=transient_only, **CLUSTER_STEP)

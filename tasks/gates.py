@@ -44,6 +44,8 @@ def run_quality_gates(tag: str, plan: ReleasePlan) -> list[GateResult]:
     images = {name: image.by_tag for name, image in plan.images.items()}
     futures = [check_gate.submit(gate, tag, images) for gate in GATES]
     results = [future.result() for future in futures]
+    if metrics := runtime().metrics:
+        metrics.gates(tag, {result.gate: result.verdict == "passed" for result in results})
     for result in (r for r in results if r.blocks):
         details = result.model_dump(include={"gate", "measured", "threshold", "on_failure"})
         audit(event="gate_failed", actor="quality-gates", release=tag, details=details)

@@ -17,8 +17,12 @@ from delivery.release.state import ReleaseSummary
 
 @task(name="audit", task_run_name="audit {event}", **LOCAL_STEP)
 def audit(event: str, actor: str, release: str, details: dict) -> str:
-    """Append one event to the hash-chained audit log, with the flow run it came from; returns its hash."""
-    record = runtime().audit.append(event, actor, release, flow_run_id=str(flow_run.id), **details)
+    """Append one event to the hash-chained audit log, with the flow run it came from; the release metrics
+    follow it (they are computed from the log). Returns the record's hash."""
+    rt = runtime()
+    record = rt.audit.append(event, actor, release, flow_run_id=str(flow_run.id), **details)
+    if rt.metrics:
+        rt.metrics.after_audit(record, rt.audit.records())
     return record["sha256"]
 
 

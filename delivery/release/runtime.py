@@ -17,6 +17,7 @@ from delivery.kube import Deployments, Diagnostics, KubeConnection, Routing, con
 from delivery.kube.aks import connect_aks
 from delivery.kube.configmaps import JsonConfigMaps
 from delivery.metrics.prometheus import PrometheusClient
+from delivery.metrics.pushgateway import ReleaseMetrics
 from delivery.migrations.release import ReleaseMigrations
 from delivery.notify import Credentials, build_dispatcher, escalation_levels, load_credentials
 from delivery.notify.alert_log import AlertLog
@@ -118,6 +119,12 @@ class Runtime:
     def prometheus(self) -> PrometheusClient:
         p = self.policy.prometheus
         return PrometheusClient(self.settings.prometheus(self.policy), timeout=p.timeout.total_seconds(), retries=p.retries)
+
+    @cached_property
+    def metrics(self) -> ReleaseMetrics | None:
+        """The release metrics' Pushgateway, when TRIPGEN_PUSHGATEWAY_URL is set."""
+        url = self.settings.pushgateway_url
+        return ReleaseMetrics(url, [s.name for s in self.policy.services]) if url else None
 
     @cached_property
     def dispatcher(self) -> Dispatcher:

@@ -20,6 +20,7 @@ class Endpoints:
     prometheus: str
     registry: str
     control: str
+    pushgateway: str | None = None  # with --real-prometheus: the release metrics' Pushgateway, which Prometheus scrapes
 
     def write(self, state_dir: Path, namespace: str = "production") -> None:
         """Write a kubeconfig whose current context is the sandbox, then endpoints.json.

@@ -27,7 +27,7 @@ from delivery.sandbox.endpoints import Endpoints
 from delivery.sandbox.gateway import build_gateway_app
 from delivery.sandbox.loadgen import DEFAULT_TARGETS, LoadGenerator, LoadTarget
 from delivery.sandbox.promql import build_prometheus_app
-from delivery.sandbox.real_prometheus import RunningPrometheus, start_prometheus
+from delivery.sandbox.real_prometheus import RunningProcess, start_prometheus, start_pushgateway
 from delivery.sandbox.registry import build_registry_app
 from delivery.sandbox.scenario import Scenario, topology
 from delivery.sandbox.store import ObjectStore
@@ -102,7 +102,7 @@ class Sandbox:
         self.argocd_clock = AdjustableClock()
         self.argocd = ArgoCDController(self.store, ArgoCDSettings(work_dir=self.state_dir / "argocd", clock=self.argocd_clock))
         self.loadgen: LoadGenerator | None = None
-        self._prometheus: RunningPrometheus | None = None
+        self._monitoring: list[RunningProcess] = []  # with real_prometheus: the Pushgateway, then Prometheus
         production = self.policy.environments["production"].namespace
         self.database = (ProductionDatabase(production, self.scenario.schema_rules(), SchemaSnapshot(self.database_url))
                          if self.database_url else None)
@@ -152,8 +152,7 @@ class Sandbox:
         self.telemetry.start_sampling()
         self.loadgen.start()
         if self.real_prometheus:
-            self._prometheus = await asyncio.to_thread(self._start_real_prometheus, urls["control"])
-            urls["prometheus"] = self._prometheus.url
+            urls["pushgateway"], urls["prometheus"] = await asyncio.to_thread(self._start_real_prometheus, urls["control"])
         await self._seeded_deployments_available()
         endpoints = Endpoints(**urls)
         endpoints.write(self.state_dir, self.policy.environments["production"].namespace)
@@ -169,8 +168,8 @@ class Sandbox:
             for server in servers:
                 server.should_exit = True
             await asyncio.gather(*serving, return_exceptions=True)
-            if self._prometheus:
-                self._prometheus.stop()
+            for process in reversed(self._monitoring):
+                process.stop()
             if self.database:
                 await asyncio.to_thread(self.database.snapshot.stop)
         return endpoints
@@ -192,11 +191,19 @@ class Sandbox:
         if self.loadgen is not None:
             self.loadgen.requests_per_second = requests_per_second
 
-    def _start_real_prometheus(self, control_url: str) -> RunningPrometheus:
-        scrape = control_url.removeprefix("http://")
-        with bind(0) as probe:
-            port = probe.getsockname()[1]
-        return start_prometheus(self.state_dir / "prometheus", scrape, port, self.scenario.sample_interval.total_seconds())
+    def _start_real_prometheus(self, control_url: str) -> tuple[str, str]:
+        """A Pushgateway, then Prometheus scraping the telemetry and the Pushgateway; returns their URLs."""
+        ports = []
+        for _ in range(2):
+            with bind(0) as probe:
+                ports.append(probe.getsockname()[1])
+        work = self.state_dir / "prometheus"
+        self._monitoring.append(start_pushgateway(work, ports[0]))
+        pushgateway = self._monitoring[0].url
+        self._monitoring.append(start_prometheus(work, control_url.removeprefix("http://"), ports[1],
+                                                 self.scenario.sample_interval.total_seconds(),
+                                                 pushgateway=pushgateway.removeprefix("http://")))
+        return pushgateway, self._monitoring[1].url
 
 
 def run_sandbox(sandbox: Sandbox) -> None:
