@@ -129,3 +129,7 @@ def _report(response: httpx.Response) -> None:
         click.echo(f"sandbox refused: HTTP {response.status_code}: {response.text}", err=True)
         sys.exit(1)
     click.echo(response.text)
+
+
+if __name__ == "__main__":  # `python -m delivery.sandbox_cli serve`: the sandbox without loading the whole CLI
+    sandbox()

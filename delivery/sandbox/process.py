@@ -30,7 +30,7 @@ def sandbox_process(work_dir: Path, policy_file: Path | None = None, *extra: str
     """A running sandbox whose files live in `work_dir/sandbox`; stopped with SIGTERM afterwards."""
     state = work_dir / "sandbox"
     log_path = work_dir / "sandbox.log"
-    command = [sys.executable, "-m", "delivery.cli", "sandbox", "serve", "--state-dir", str(state), "--seed", "7", *extra]
+    command = [sys.executable, "-m", "delivery.sandbox_cli", "serve", "--state-dir", str(state), "--seed", "7", *extra]
     if policy_file:
         command += ["--policy", str(policy_file)]
     with log_path.open("wb") as log:
