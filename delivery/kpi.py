@@ -20,7 +20,16 @@ Unit = Literal["percent", "seconds", "per_day", "per_week"]
 IN_PRODUCTION = ("released", "rolled back")
 ENDS = ("deployment_completed", "deployment_failed", "deployment_recovered")
 DETECTIONS = ("watch_failed", "canary_aborted", "deployment_crashed")
+CANARY_ENDS = ("canary_promoted", "canary_aborted")
 DAY, WEEK = timedelta(days=1), timedelta(weeks=1)
+
+
+@dataclass(frozen=True)
+class CanaryCount:
+    """A run's canary 5xx and requests, summed over its services' analysed intervals."""
+
+    errors: int
+    requests: int
 
 
 @dataclass(frozen=True)
@@ -37,10 +46,15 @@ class ReleaseRun:
     commit_time: datetime | None
     detected: datetime | None
     restored: datetime | None
+    canary: CanaryCount | None  # None: no canary recorded its counts
 
     @property
     def time_to_restore(self) -> float | None:
         return (self.restored - self.detected).total_seconds() if self.detected and self.restored else None
+
+    @property
+    def canary_error_rate(self) -> float | None:
+        return _percent(self.canary.errors, self.canary.requests) if self.canary else None
 
 
 @dataclass(frozen=True)
@@ -99,6 +113,14 @@ def _outcome(final: dict | None, rolled_back: bool) -> Outcome:
     return "rolled back" if rolled_back or final["details"].get("outcome") == "rolled back" else "stopped"
 
 
+def _canary(records: list[dict]) -> CanaryCount | None:
+    """Each service's last canary_promoted or canary_aborted that has counts (a manual promotion records two), summed."""
+    last = {r["details"]["service"]: r["details"] for r in records if r["event"] in CANARY_ENDS and "requests" in r["details"]}
+    if not last:
+        return None
+    return CanaryCount(sum(d["errors"] for d in last.values()), sum(d["requests"] for d in last.values()))
+
+
 def _release_run(key: tuple[str | None, str], records: list[dict]) -> ReleaseRun:
     """Outcome from the run's last end event; failure detected at its first watch_failed, canary_aborted or crash
     (else when its restore began), restored at its last rollback_executed (never, if a service was left unrestored)."""
@@ -123,6 +145,7 @@ def _release_run(key: tuple[str | None, str], records: list[dict]) -> ReleaseRun
         commit_time=datetime.fromisoformat(commit) if commit else None,
         detected=detected,
         restored=restored,
+        canary=_canary(records),
     )
 
 
@@ -168,8 +191,8 @@ def _percent(part: int, whole: int) -> float | None:
 
 
 def measure(records: list[dict], kpi: Kpi, start: datetime, end: datetime, commit_times: Mapping[str, datetime]) -> KpiReport:
-    """The KPIs of the release runs started in [start, end]; rates count releases that reached production
-    (released or rolled back), durations count released ones. A tag's commit time: the run's own, else `commit_times`."""
+    """The KPIs of the runs started in [start, end]: rates count releases that reached production (released or rolled
+    back), durations released ones, the canary error rate every run's canaries; a tag's commit time: the run's, else `commit_times`."""
     runs = [r for r in release_runs(records) if start <= r.started <= end]
     production = [r for r in runs if r.outcome in IN_PRODUCTION]
     released = [r for r in production if r.outcome == "released"]
@@ -180,6 +203,8 @@ def measure(records: list[dict], kpi: Kpi, start: datetime, end: datetime, commi
     switches = [s for r in runs for s in r.switch_seconds]
     leads = [(r.ended - c).total_seconds() for r in released if (c := r.commit_time or commit_times.get(r.release))]
     restores = [t for r in failed if (t := r.time_to_restore) is not None]
+    canaries = [r.canary for r in runs if r.canary]
+    canary_errors, canary_requests = sum(c.errors for c in canaries), sum(c.requests for c in canaries)
     days, weeks, targets = (end - start) / DAY, (end - start) / WEEK, kpi.targets
     in_prod, n_released = f"of {len(production)} production releases", f"{len(released)} released"
     return KpiReport(start, end, runs, [
@@ -192,7 +217,9 @@ def measure(records: list[dict], kpi: Kpi, start: datetime, end: datetime, commi
         Row("deployment_duration (p95)", _p95(durations), "seconds", n_released),
         Row("deployment_duration (max)", max(durations, default=None), "seconds", n_released,
             (Bound("threshold", "<=", kpi.max_deployment_duration.total_seconds()),)),
-        Row("canary_error_rate", None, "percent", "not recorded in the audit log",
+        Row("canary_error_rate", _percent(canary_errors, canary_requests), "percent",
+            f"{canary_errors} 5xx of {canary_requests} canary requests in {len(canaries)} canary releases" if canary_requests else
+            "no canary requests counted" if canaries else "no canary release in the window",
             (Bound("threshold", "<=", kpi.max_canary_error_rate_percent),)),
         Row("blue_green_switch_time (mean)", _mean(switches), "seconds", f"{len(switches)} switches"),
         Row("blue_green_switch_time (max)", max(switches, default=None), "seconds", f"{len(switches)} switches",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import click
 from delivery.audit import AuditLog, verify
 from delivery.kpi import Bound, KpiReport, ReleaseRun, Row, Unit, measure, release_runs, tag_commit_times
 from delivery.policy.loader import PolicyError, load_policy
+from delivery.policy.models import Kpi
 from delivery.units import parse_duration
 
 SYMBOLS = {">=": "≥", "<=": "≤", "<": "<"}
@@ -57,7 +59,8 @@ def _run_line(run: ReleaseRun) -> str:
     switches = " ".join(duration(s) for s in run.switch_seconds) or "-"
     took = duration(run.seconds) if run.seconds is not None else "-"
     restore = duration(run.time_to_restore) if run.time_to_restore is not None else "-"
-    return f"{run.release:<16} {run.outcome:<12} {run.started:%Y-%m-%d %H:%M}  {took:>8}  {restore:>8}  {switches}"
+    canary = amount(run.canary_error_rate, "percent") if run.canary_error_rate is not None else "-"
+    return f"{run.release:<16} {run.outcome:<12} {run.started:%Y-%m-%d %H:%M}  {took:>8}  {restore:>8}  {canary:>10}  {switches}"
 
 
 def _cells(row: Row) -> list[tuple[str, str, str, str]]:
@@ -71,13 +74,21 @@ def _cells(row: Row) -> list[tuple[str, str, str, str]]:
 def render(report: KpiReport) -> str:
     """The release runs of the window, then one line per KPI bound: value, threshold or target, ok / NO / n/a."""
     lines = [f"window: {report.start:%Y-%m-%d %H:%M} → {report.end:%Y-%m-%d %H:%M} UTC", ""]
-    lines.append(f"{'release':<16} {'outcome':<12} {'started (UTC)':<16}  {'duration':>8}  {'restore':>8}  switches")
+    lines.append(f"{'release':<16} {'outcome':<12} {'started (UTC)':<16}  {'duration':>8}  {'restore':>8}  {'canary 5xx':>10}  switches")
     lines += [_run_line(run) for run in report.runs] or ["(no release started in the window)"]
     cells = [("KPI", "value", "threshold / target", "ok")] + [cell for row in report.rows for cell in _cells(row)]
     widths = [max(len(cell[i]) for cell in cells) for i in range(3)]
     lines.append("")
     lines += [" ".join(text.ljust(width) for text, width in zip(cell, [*widths, 0])).rstrip() for cell in cells]
     return "\n".join(lines)
+
+
+def kpi_text(audit_log: Path, policy: Kpi, start: datetime, end: datetime, commit_times: Mapping[str, datetime]) -> str:
+    """What `tripgen-release kpi` prints: the audit log's hash chain check, then the KPIs of the runs started in [start, end]."""
+    chain = verify(audit_log)
+    checked = f"audit log {audit_log}: {chain.records} records, hash chain " + (
+        "intact" if chain.intact else f"BROKEN at line {chain.broken_line}: {chain.problem}")
+    return checked + "\n" + render(measure(AuditLog(audit_log).records(), policy, start, end, commit_times))
 
 
 @click.command("kpi")
@@ -95,15 +106,11 @@ def kpi(since: timedelta, audit_log: Path, policy_file: str, repo: Path | None) 
     except PolicyError as err:
         click.echo(err.report(), err=True)
         sys.exit(2)
-    records = AuditLog(audit_log).records()
     commit_times = {}
     if repo:
         try:
-            commit_times = tag_commit_times(repo, {run.release for run in release_runs(records)})
+            commit_times = tag_commit_times(repo, {run.release for run in release_runs(AuditLog(audit_log).records())})
         except ValueError as err:
             raise click.BadParameter(str(err), param_hint="--repo") from None
     end = datetime.now(timezone.utc)
-    chain = verify(audit_log)
-    click.echo(f"audit log {audit_log}: {chain.records} records, hash chain " +
-               ("intact" if chain.intact else f"BROKEN at line {chain.broken_line}: {chain.problem}"))
-    click.echo(render(measure(records, policy.kpi, end - since, end, commit_times)))
+    click.echo(kpi_text(audit_log, policy.kpi, end - since, end, commit_times))

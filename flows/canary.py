@@ -19,7 +19,7 @@ from prefect.input import RunInput
 from pydantic import Field
 
 from delivery.approvals import may_decide
-from delivery.judge import Judge, make_judge
+from delivery.judge import Judge, SideSample, make_judge
 from delivery.release.canary import PROMOTED, canary_steps
 from delivery.release.canary_schedule import Analyse, AskPerson, SetWeight, canary_schedule, judge_interval
 from delivery.release.runtime import runtime
@@ -42,7 +42,8 @@ class CanaryDecision(RunInput):
 
 @dataclass
 class CanaryRun:
-    """One service's canary as it goes: the judge, the analysis rows, the counts."""
+    """One service's canary as it goes: the judge, the analysis rows, the counts (the canary's 5xx and requests summed
+    over its analysed intervals, in whole requests as the judge counts them)."""
 
     service: str
     tag: str
@@ -53,6 +54,18 @@ class CanaryRun:
     pauses: itertools.count = field(default_factory=lambda: itertools.count(1))
     intervals: int = 0
     failed_checks: int = 0
+    errors: int = 0
+    requests: int = 0
+
+    def count(self, canary: SideSample | None) -> None:
+        """Add one interval's canary sample (none when it could not be read)."""
+        if canary:
+            self.requests += round(canary.requests)
+            self.errors += min(round(canary.errors), round(canary.requests))
+
+    def totals(self) -> dict[str, str | int]:
+        """The audit details every canary_promoted and canary_aborted carries."""
+        return {"service": self.service, "errors": self.errors, "requests": self.requests}
 
 
 def release_canary(plan: ReleasePlan, record: str, initiator: str, outcome: ProductionOutcome) -> None:
@@ -70,7 +83,7 @@ def canary_one_service(service: str, plan: ReleasePlan, record: str, initiator: 
     try:
         walk_steps(run, progress)
     except ReleaseFailed as failure:
-        audit(event="canary_aborted", actor=initiator, release=run.tag, details={"service": service, "reason": str(failure)})
+        audit(event="canary_aborted", actor=initiator, release=run.tag, details={**run.totals(), "reason": str(failure)})
         raise
     finally:
         create_table_artifact(run.rows or [{"result": "no analysis"}], key=f"canary-analysis-{service}", description=f"{service}: canary analysis")
@@ -78,7 +91,7 @@ def canary_one_service(service: str, plan: ReleasePlan, record: str, initiator: 
     update_progress_artifact(progress, PROMOTED)
     outcome.switches.append(SwitchResult(service=service, from_color=run.live, to_color=f"{run.live} (promoted)", seconds=0.0))
     outcome.watches[service] = WatchResult(service=service, passed=True, reason="promoted", checks=run.intervals, failed_checks=run.failed_checks)
-    audit(event="canary_promoted", actor=initiator, release=run.tag, details={"service": service, "intervals": run.intervals})
+    audit(event="canary_promoted", actor=initiator, release=run.tag, details={**run.totals(), "intervals": run.intervals})
 
 
 def walk_steps(run: CanaryRun, progress) -> None:
@@ -98,6 +111,7 @@ def analyse(run: CanaryRun, action: Analyse) -> str:
     """One interval: read the evidence, judge it; 'continue' or 'promote' (a person's choice), raises ReleaseFailed."""
     evidence = analyse_interval(run.service, run.live, action.number)
     ensure_lock_held()
+    run.count(evidence.canary)
     verdict = run.judge.judge(evidence)
     run.intervals, run.failed_checks = action.number, verdict.failed_checks
     run.rows += [{"interval": action.number, "weight": action.step.weight, **row} for row in verdict.rows]
@@ -131,7 +145,7 @@ def decide(run: CanaryRun, why: str) -> str:
         if answer.action == "abort":
             raise ReleaseFailed(f"{run.service}: aborted by {answer.approver}: {answer.comment or 'no comment'}")
         if answer.action == "promote":
-            details = {"service": run.service, "point": why, "comment": answer.comment, "manual": True}
+            details = {**run.totals(), "point": why, "comment": answer.comment, "manual": True}
             audit(event="canary_promoted", actor=answer.approver, release=run.tag, details=details)
             log.info("%s: full promotion by %s; remaining steps skipped", run.service, answer.approver)
         return answer.action

@@ -103,7 +103,7 @@ def test_the_demo_like_log_gives_the_numbers_worked_out_by_hand(write):
         "deployment_duration (mean)": 600.0,  # released ones only: run-a's recorded 600 s
         "deployment_duration (p95)": 600.0,
         "deployment_duration (max)": 600.0,
-        "canary_error_rate": None,  # nothing in the audit log records it
+        "canary_error_rate": None,  # no canary ran
         "blue_green_switch_time (mean)": 32 / 6,  # (2 + 4 + 6 + 12) + (3 + 5) = 32 s over 6 switches
         "blue_green_switch_time (max)": 12.0,
         "deployment_frequency": 7 / 30,  # one release in 30/7 weeks
@@ -163,6 +163,62 @@ def test_a_commit_time_recorded_at_initiation_gives_the_lead_time(write):
     assert values(report)["lead_time_for_changes (mean)"] == 12.5 * 3600  # 22:00 the day before → 10:30, over git's
 
 
+def canary_releases(write, day: datetime) -> None:
+    """v1.5.0's two canaries promoted (trip-service by hand, which records canary_promoted twice), v1.5.1's trip-service
+    canary aborted after user-service's was promoted, and v1.4.9's canary from before the counts were recorded."""
+    write(at(day, "08:00:00"), "deployment_initiated", "v1.4.9", "run-j", strategy="canary")
+    write(at(day, "08:20:00"), "canary_promoted", "v1.4.9", "run-j", service="user-service", intervals=4)
+    write(at(day, "08:21:00"), "deployment_completed", "v1.4.9", "run-j", outcome="released", seconds=1260.0)
+
+    write(at(day, "10:00:00"), "deployment_initiated", "v1.5.0", "run-k", strategy="canary")
+    write(at(day, "10:20:00"), "canary_promoted", "v1.5.0", "run-k", service="user-service", errors=2, requests=800, intervals=4)
+    write(at(day, "10:25:00"), "canary_promoted", "v1.5.0", "run-k", actor="demo-lead", service="trip-service", errors=1,
+          requests=400, manual=True)
+    write(at(day, "10:26:00"), "canary_promoted", "v1.5.0", "run-k", service="trip-service", errors=1, requests=400, intervals=2)
+    write(at(day, "10:27:00"), "deployment_completed", "v1.5.0", "run-k", outcome="released", seconds=1620.0)
+
+    write(at(day, "14:00:00"), "deployment_initiated", "v1.5.1", "run-l", strategy="canary")
+    write(at(day, "14:20:00"), "canary_promoted", "v1.5.1", "run-l", service="user-service", errors=0, requests=500, intervals=4)
+    write(at(day, "14:30:00"), "canary_aborted", "v1.5.1", "run-l", service="trip-service", errors=9, requests=300,
+          reason="trip-service: 5xx rate 3%")
+    write(at(day, "14:31:00"), "rollback_executed", "v1.5.1", "run-l", service="user-service", seconds=30.0)
+    write(at(day, "14:31:10"), "deployment_failed", "v1.5.1", "run-l", outcome="rolled back", seconds=1870.0)
+
+
+def test_the_canary_error_rate_sums_each_canarys_counts_over_the_windows_runs(write):
+    canary_releases(write, DAY)
+    report = measure(write.log.records(), Kpi(), NOW - WINDOW, NOW, {})
+    old, released, aborted = report.runs
+    assert old.canary is None and old.canary_error_rate is None  # recorded without counts: not counted, not zero
+    # v1.5.0: user-service 2 of 800, trip-service 1 of 400 (its manual promotion's record and the last one count once)
+    assert (released.canary.errors, released.canary.requests, released.canary_error_rate) == (3, 1200, 0.25)
+    assert (aborted.canary.errors, aborted.canary.requests, aborted.canary_error_rate) == (9, 800, 1.125)  # 0 of 500, 9 of 300
+    assert values(report)["canary_error_rate"] == 0.6  # (3 + 9) 5xx of (1200 + 800) requests
+    assert verdicts(report)["canary_error_rate"] == [False]  # 0.6% > 0.5%
+    lenient = measure(write.log.records(), Kpi(max_canary_error_rate_percent=1), NOW - WINDOW, NOW, {})
+    assert verdicts(lenient)["canary_error_rate"] == [True]  # 0.6% ≤ 1%
+
+
+def test_canaries_that_counted_no_requests_give_no_rate(write):
+    write(at(DAY, "10:00:00"), "deployment_initiated", "v1.5.0", "run-k", strategy="canary")
+    write(at(DAY, "10:20:00"), "canary_promoted", "v1.5.0", "run-k", service="user-service", errors=0, requests=0, intervals=4)
+    report = measure(write.log.records(), Kpi(), NOW - WINDOW, NOW, {})
+    (row,) = [row for row in report.rows if row.name == "canary_error_rate"]
+    assert (row.value, row.note, row.verdicts()) == (None, "no canary requests counted", [None])
+
+
+def test_the_command_shows_each_runs_canary_error_rate(write):
+    day = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
+    canary_releases(write, day)
+    result = CliRunner().invoke(kpi, ["--audit-log", str(write.log.path), "--policy", POLICY])
+    assert result.exit_code == 0, result.output
+    lines = [" ".join(line.split()) for line in result.output.splitlines()]
+    assert f"v1.4.9 released {day:%Y-%m-%d} 08:00 21m - - -" in lines
+    assert f"v1.5.0 released {day:%Y-%m-%d} 10:00 27m - 0.25% -" in lines
+    assert f"v1.5.1 rolled back {day:%Y-%m-%d} 14:00 31m10s 1m 1.12% -" in lines  # 14:30:00 aborted → 14:31:00 restored
+    assert "canary_error_rate 0.6% (12 5xx of 2000 canary requests in 2 canary releases) threshold ≤ 0.5% NO" in lines
+
+
 def git(repo, *args, **env) -> None:
     settings = ("-c", "user.name=dev", "-c", "user.email=dev@example.com", "-c", "commit.gpgsign=false", "-c", "tag.gpgsign=false")
     subprocess.run(["git", "-C", str(repo), *settings, *args], check=True, capture_output=True, env={"PATH": os.environ["PATH"], **env})
@@ -202,8 +258,8 @@ def test_the_command_prints_the_releases_and_every_kpi_against_its_bounds(write,
     assert result.exit_code == 0, result.output
     lines = [" ".join(line.split()) for line in result.output.splitlines()]
     assert f"audit log {write.log.path}: 25 records, hash chain intact" in lines
-    assert f"v1.2.0 released {day:%Y-%m-%d} 10:00 10m - 2.0s 4.0s 6.0s 12.0s" in lines
-    assert f"v1.3.0-faulty rolled back {day + timedelta(days=1):%Y-%m-%d} 09:00 7m10s 1m 3.0s 5.0s" in lines
+    assert f"v1.2.0 released {day:%Y-%m-%d} 10:00 10m - - 2.0s 4.0s 6.0s 12.0s" in lines  # no restore, no canary
+    assert f"v1.3.0-faulty rolled back {day + timedelta(days=1):%Y-%m-%d} 09:00 7m10s 1m - 3.0s 5.0s" in lines
     assert "v1.1.0" not in result.output  # outside the 30-day window
     for expected in (
         "deployment_success_rate 50% (1 of 2 production releases) threshold ≥ 95% NO",
@@ -212,7 +268,7 @@ def test_the_command_prints_the_releases_and_every_kpi_against_its_bounds(write,
         "rollback_frequency (busiest day) 1/day (most in one UTC day) threshold ≤ 2/day ok",
         "deployment_duration (mean) 10m (1 released) target ≤ 20m ok",
         "deployment_duration (max) 10m (1 released) threshold ≤ 30m ok",
-        "canary_error_rate - (not recorded in the audit log) threshold ≤ 0.5% n/a",
+        "canary_error_rate - (no canary release in the window) threshold ≤ 0.5% n/a",
         "blue_green_switch_time (mean) 5.3s (6 switches)",
         "blue_green_switch_time (max) 12.0s (6 switches) threshold ≤ 5m ok",
         "deployment_frequency 0.23/week (1 released in 4.29 weeks) target ≥ 1/week NO",

@@ -83,7 +83,8 @@ def test_stages_progress_with_weights_read_back_and_promotion_leaves_stable_on_t
     assert routing.selected_color("production", "user-service") == "blue"
     assert deployments.image_of("production", "user-service-blue") == digest_image("user-service", "v1.2.0")
     assert canary_replicas(cluster, "user-service") == 0
-    assert "canary_promoted" in [r["event"] for r in audit_records(tmp_path)]
+    (promoted,) = [r["details"] for r in audit_records(tmp_path) if r["event"] == "canary_promoted"]
+    assert promoted["requests"] > 0 and 0 <= promoted["errors"] <= promoted["requests"]  # the canary's, over its intervals
 
 
 @pytest.mark.parametrize("policy_changes", [{**CANARY_POLICY, "canary": {**CANARY_POLICY["canary"], "progression": "analysis"}}])
@@ -109,8 +110,9 @@ def test_reaching_the_failed_check_threshold_rolls_back(prefect_api, sandbox, cl
     assert state.is_failed() and "rolled back" in state.message and "request-duration" in state.message
     assert Routing(connect(__import__("os").environ["TRIPGEN_KUBECONFIG"])).route_weights("production", "trip-service") == {"stable": 100, "canary": 0}
     assert canary_replicas(cluster, "trip-service") == 0
-    aborted = [r for r in audit_records(tmp_path) if r["event"] == "canary_aborted"]
-    assert aborted and (tmp_path / "canary-logs" / "v1.2.0-trip-service-canary.json").exists()
+    (aborted,) = [r["details"] for r in audit_records(tmp_path) if r["event"] == "canary_aborted"]
+    assert aborted["requests"] > 0 and 0 <= aborted["errors"] <= aborted["requests"]
+    assert (tmp_path / "canary-logs" / "v1.2.0-trip-service-canary.json").exists()
 
 
 def test_prometheus_down_counts_as_failed_checks(prefect_api, sandbox, cluster, tmp_path):
@@ -136,8 +138,10 @@ def test_a_manual_pause_then_full_promotion(prefect_api, sandbox, cluster, tmp_p
     assert cluster[1].route_weights("production", "user-service") == {"stable": 95, "canary": 5}
     prefect_api.http.post(f"/flow_runs/{paused['id']}/resume", json={"run_input": {"approver": "demo-lead", "action": "promote", "comment": "looks fine"}})
     assert run.join(120).is_completed()
-    manual = [r for r in audit_records(tmp_path) if r["event"] == "canary_promoted" and r["details"].get("manual")]
-    assert manual and manual[0]["actor"] == "demo-lead"
+    manual, promoted = [r for r in audit_records(tmp_path) if r["event"] == "canary_promoted"]
+    assert manual["details"]["manual"] and manual["actor"] == "demo-lead"
+    counts = {key: manual["details"][key] for key in ("errors", "requests")}  # interval 1's, at 5%: maybe none yet
+    assert counts == {key: promoted["details"][key] for key in counts} and all(isinstance(n, int) for n in counts.values())
     assert cluster[0].image_of("production", "user-service-blue") == digest_image("user-service", "v1.2.0")
 
 
