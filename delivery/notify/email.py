@@ -69,28 +69,33 @@ class EmailNotifier:
 
     def send(self, alert: Alert) -> Delivery:
         to = tuple(alert.recipients.get("email") or self.config.to)
-        try:
-            refused = self._submit(email_message(self.config, alert, to))
-        except smtplib.SMTPResponseException as error:
-            raise DeliveryFailed(f"SMTP {error.smtp_code}", retryable=400 <= error.smtp_code < 500) from None
-        except ssl.SSLError as error:
-            raise DeliveryFailed(f"TLS failed ({type(error).__name__})", retryable=False) from None
-        except smtplib.SMTPRecipientsRefused:
-            raise DeliveryFailed("every recipient refused", retryable=False) from None
-        except (smtplib.SMTPException, OSError) as error:
-            raise DeliveryFailed(f"SMTP connection failed ({type(error).__name__})", retryable=True) from None
+        refused = submit(self.config, email_message(self.config, alert, to))
         return Delivery(self.channel, True, 1, f"sent to {len(to) - len(refused)} of {len(to)} recipient(s)")
 
-    def _submit(self, message: EmailMessage) -> dict:
-        """Connect, STARTTLS as configured, log in when there is an account, send; returns refused recipients."""
-        config = self.config
-        with smtplib.SMTP(config.host, config.port, timeout=TIMEOUT_SECONDS) as smtp:
+
+def submit(config: SmtpConfig, message: EmailMessage) -> dict:
+    """Send `message` through the relay; returns the refused recipients, raises DeliveryFailed naming no secret."""
+    try:
+        return _submit(config, message)
+    except smtplib.SMTPResponseException as error:
+        raise DeliveryFailed(f"SMTP {error.smtp_code}", retryable=400 <= error.smtp_code < 500) from None
+    except ssl.SSLError as error:
+        raise DeliveryFailed(f"TLS failed ({type(error).__name__})", retryable=False) from None
+    except smtplib.SMTPRecipientsRefused:
+        raise DeliveryFailed("every recipient refused", retryable=False) from None
+    except (smtplib.SMTPException, OSError) as error:
+        raise DeliveryFailed(f"SMTP connection failed ({type(error).__name__})", retryable=True) from None
+
+
+def _submit(config: SmtpConfig, message: EmailMessage) -> dict:
+    """Connect, STARTTLS as configured, log in when there is an account, send; returns refused recipients."""
+    with smtplib.SMTP(config.host, config.port, timeout=TIMEOUT_SECONDS) as smtp:
+        smtp.ehlo()
+        if config.starttls:
+            if not smtp.has_extn("starttls"):
+                raise DeliveryFailed("the SMTP server does not offer STARTTLS", retryable=False)
+            smtp.starttls(context=ssl.create_default_context(cafile=config.ca_file))
             smtp.ehlo()
-            if config.starttls:
-                if not smtp.has_extn("starttls"):
-                    raise DeliveryFailed("the SMTP server does not offer STARTTLS", retryable=False)
-                smtp.starttls(context=ssl.create_default_context(cafile=config.ca_file))
-                smtp.ehlo()
-            if config.user and config.password:
-                smtp.login(config.user, config.password.get_secret_value())
-            return smtp.send_message(message)
+        if config.user and config.password:
+            smtp.login(config.user, config.password.get_secret_value())
+        return smtp.send_message(message)

@@ -459,9 +459,15 @@ class Prometheus(Strict):
     retries: int = Field(default=3, ge=0)
 
 
+EmailAddress = Annotated[str, _azure_name(r"[^@\s,]+@[^@\s,]+\.[^@\s,]+", "an e-mail address (name@domain)")]
+
+
 class Compliance(Strict):
+    """R-AUDIT: how long the audit log is kept, and who gets the monthly compliance report (flows/compliance_report.py)."""
+
     audit_retention: PositiveDuration = _d("2557d")
     secret_rotation: PositiveDuration = _d("90d")
+    report_recipients: list[EmailAddress] = Field(default=["compliance@tripgen.com", "audit@tripgen.com"], min_length=1)
 
 
 # --- the whole policy -------------------------------------------------------------------

@@ -97,6 +97,14 @@ CASES = {
         lambda d: d["environments"]["production"].update(strategy="big-bang"),
         "environments.production.strategy: must be 'rolling', 'blue-green' or 'canary', got 'big-bang'",
     ),
+    "not an e-mail address": (
+        lambda d: d["compliance"]["report_recipients"].append("audit team"),
+        "compliance.report_recipients[2]: 'audit team' is not an e-mail address (name@domain)",
+    ),
+    "nobody gets the compliance report": (
+        lambda d: d["compliance"].update(report_recipients=[]),
+        "compliance.report_recipients: List should have at least 1 item after validation, not 0",
+    ),
 }
 
 
