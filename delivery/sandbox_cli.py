@@ -29,9 +29,10 @@ def sandbox() -> None:
               help="Scenario YAML (default: the shipped one).")
 @click.option("--port", "ports", multiple=True, metavar="NAME=PORT",
               help="Fix a port: kubernetes, gateway, prometheus, registry or control (default: free ports).")
-@click.option("--real-prometheus", is_flag=True, help="Run the machine's prometheus scraping the sandbox instead of the built-in API, and a Pushgateway it scrapes.")
+@click.option("--real-prometheus", is_flag=True, help="Run the machine's prometheus scraping the sandbox instead of the built-in API (implies --monitoring).")
+@click.option("--monitoring", is_flag=True, help="Run a Pushgateway for the release metrics and the machine's prometheus scraping it and the telemetry.")
 @click.option("--seed", type=int, help="Seed for the simulated traffic (reproducible runs).")
-def serve(state_dir: Path, policy_file: Path | None, scenario: Path | None, ports: tuple[str, ...], real_prometheus: bool, seed: int | None) -> None:
+def serve(state_dir: Path, policy_file: Path | None, scenario: Path | None, ports: tuple[str, ...], real_prometheus: bool, monitoring: bool, seed: int | None) -> None:
     """Serve the sandbox until Ctrl-C or SIGTERM."""
     from delivery.sandbox.scenario import load_scenario
     from delivery.sandbox.server import SERVERS, Ports, Sandbox, run_sandbox
@@ -48,7 +49,7 @@ def serve(state_dir: Path, policy_file: Path | None, scenario: Path | None, port
     except ValueError as err:
         raise click.UsageError(str(err)) from None
     click.echo(f"sandbox: serving from {state_dir} (kubeconfig, endpoints.json); Ctrl-C stops it", err=True)
-    run_sandbox(Sandbox(policy, loaded, state_dir, chosen, real_prometheus, seed))
+    run_sandbox(Sandbox(policy, loaded, state_dir, chosen, real_prometheus, seed, monitoring=monitoring))
 
 
 @sandbox.command("fault")

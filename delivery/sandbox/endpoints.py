@@ -20,7 +20,8 @@ class Endpoints:
     prometheus: str
     registry: str
     control: str
-    pushgateway: str | None = None  # with --real-prometheus: the release metrics' Pushgateway, which Prometheus scrapes
+    pushgateway: str | None = None  # with --monitoring: the release metrics' Pushgateway
+    metrics_prometheus: str | None = None  # with --monitoring: the machine's Prometheus, scraping the Pushgateway and the telemetry
 
     def write(self, state_dir: Path, namespace: str = "production") -> None:
         """Write a kubeconfig whose current context is the sandbox, then endpoints.json.

@@ -85,6 +85,7 @@ class Sandbox:
     ports: Ports = field(default_factory=Ports)
     real_prometheus: bool = False
     seed: int | None = None
+    monitoring: bool = False  # a Pushgateway and the machine's Prometheus scraping it and the telemetry (implied by real_prometheus)
     database_url: str | None = field(default_factory=lambda: os.environ.get(DATABASE_URL_ENV) or None, repr=False)
 
     def __post_init__(self) -> None:
@@ -102,7 +103,7 @@ class Sandbox:
         self.argocd_clock = AdjustableClock()
         self.argocd = ArgoCDController(self.store, ArgoCDSettings(work_dir=self.state_dir / "argocd", clock=self.argocd_clock))
         self.loadgen: LoadGenerator | None = None
-        self._monitoring: list[RunningProcess] = []  # with real_prometheus: the Pushgateway, then Prometheus
+        self._monitoring: list[RunningProcess] = []  # with monitoring: the Pushgateway, then Prometheus
         production = self.policy.environments["production"].namespace
         self.database = (ProductionDatabase(production, self.scenario.schema_rules(), SchemaSnapshot(self.database_url))
                          if self.database_url else None)
@@ -151,8 +152,10 @@ class Sandbox:
         await self.argocd.start()
         self.telemetry.start_sampling()
         self.loadgen.start()
-        if self.real_prometheus:
-            urls["pushgateway"], urls["prometheus"] = await asyncio.to_thread(self._start_real_prometheus, urls["control"])
+        if self.monitoring or self.real_prometheus:
+            urls["pushgateway"], urls["metrics_prometheus"] = await asyncio.to_thread(self._start_monitoring, urls["control"])
+            if self.real_prometheus:
+                urls["prometheus"] = urls["metrics_prometheus"]
         await self._seeded_deployments_available()
         endpoints = Endpoints(**urls)
         endpoints.write(self.state_dir, self.policy.environments["production"].namespace)
@@ -191,7 +194,7 @@ class Sandbox:
         if self.loadgen is not None:
             self.loadgen.requests_per_second = requests_per_second
 
-    def _start_real_prometheus(self, control_url: str) -> tuple[str, str]:
+    def _start_monitoring(self, control_url: str) -> tuple[str, str]:
         """A Pushgateway, then Prometheus scraping the telemetry and the Pushgateway; returns their URLs."""
         ports = []
         for _ in range(2):

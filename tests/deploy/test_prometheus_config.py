@@ -57,3 +57,13 @@ def test_federation_copies_every_metric_of_the_default_queries():
         federated |= set(re.fullmatch(r'\{__name__=~"([^"]+)"\}', selector).group(1).split("|"))
     read = {name for query, _ in DEFAULT_QUERIES.values() for name in re.findall(r"([a-z_:][a-z0-9_:]*)\{", query)}
     assert read and read <= federated, read - federated
+
+
+def test_prometheus_scrapes_the_pushgateway_the_worker_pushes_to_keeping_the_pushed_labels():
+    job = next(j for j in yaml.safe_load(CONFIG.read_text())["scrape_configs"] if j["job_name"] == "pushgateway")
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]
+    assert job["honor_labels"] is True  # the pushed job, environment and service labels, not this job's
+    assert job["static_configs"] == [{"targets": ["pushgateway:9091"]}]
+    assert compose["worker"]["environment"]["TRIPGEN_PUSHGATEWAY_URL"] == "http://pushgateway:9091"
+    assert compose["worker"]["depends_on"]["pushgateway"] == {"condition": "service_healthy"}
+    assert "9091" in compose["pushgateway"]["healthcheck"]["test"][-1]

@@ -110,7 +110,7 @@ def test_the_compose_schema_rejects_a_broken_copy(compose, breakage, where):
 
 
 def test_every_service_is_healthchecked_waits_for_healthy_services_and_takes_secrets_from_the_environment(compose):
-    assert set(compose["services"]) == {"postgres", "server", "worker", "prometheus", "grafana"}
+    assert set(compose["services"]) == {"postgres", "server", "worker", "prometheus", "pushgateway", "grafana"}
     assert compose_problems(compose) == []
 
 
