@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     audit_blob_account_id: str | None = None  # the storage account's ARM id: the container's retention policy is set there
     alerts_log: Path | None = None  # the alerts raised, for the escalation check (None: alerts.jsonl beside the audit log)
     prefect_ui_url: str | None = None
+    approval_code_key: SecretStr | None = None  # signs the approvers' personal codes (delivery/approval_codes.py)
     release_lock: str = "production-release"  # the global concurrency limit one production release holds
     heartbeat_seconds: int = Field(default=30, ge=30)  # PREFECT_FLOWS_HEARTBEAT_FREQUENCY of release runs (Prefect's minimum)
     zombie_after_seconds: float = Field(default=90, gt=30)  # no heartbeat this long: the run's worker or node is gone

@@ -105,6 +105,12 @@ def _approval_problems(policy: Policy) -> Iterator[Problem]:
                 f"needs {rule.approvers} approvers but {', '.join(rule.groups)} "
                 f"{'has' if len(rule.groups) == 1 else 'have'} only {len(members)} member(s): add members or lower the count",
             )
+    members = {name for group in approvals.groups.values() for name in group}
+    for name in approvals.approver_channels:
+        if name not in members:
+            yield Problem(("approvals", "approver_channels", name),
+                          f"'{name}' is in no approver group ({', '.join(approvals.groups) or 'none'}): "
+                          "channels are for group members, who receive approval codes")
 
 
 def _canary_problems(policy: Policy) -> Iterator[Problem]:

@@ -354,6 +354,22 @@ class HotfixRule(ApprovalRule):
     auto_approve_critical_severity: bool = True
 
 
+SlackUserId = Annotated[str, _azure_name(r"[UW][A-Z0-9]{6,}", "a Slack user id (U024BE7LH: profile, more, Copy member ID)")]
+
+
+class ApproverChannel(Strict):
+    """Where one approver receives personal approval codes: an e-mail address or a Slack user id (a DM), not both."""
+
+    email: EmailAddress | None = None  # EmailAddress is defined below, beside compliance.report_recipients
+    slack: SlackUserId | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ApproverChannel:
+        if (self.email is None) == (self.slack is None):
+            raise ValueError("needs exactly one channel: email (an address) or slack (a user id)")
+        return self
+
+
 class Approvals(Strict):
     groups: dict[str, list[str]] = {
         "developers": ["dev.kim", "dev.park"],
@@ -367,6 +383,8 @@ class Approvals(Strict):
     hotfix: HotfixRule = HotfixRule(approvers=1, groups=["tech-leads"])
     rollback: ApprovalRule = ApprovalRule(approvers=1, groups=["devops-team", "tech-leads"])
     initiator_may_approve: bool = False
+    commit_author_may_approve: bool = False  # the author of the tag's commit, when the trigger passes it
+    approver_channels: dict[str, ApproverChannel] = {}  # SPEC names no addresses: each file lists its own
     timeout: PositiveDuration = _d("24h")
     poll_interval: PositiveDuration = _d("10s")
 

@@ -5,7 +5,7 @@ Settings the policy holds but no release code reads yet are marked "(not enforce
 
 from __future__ import annotations
 
-from delivery.policy.models import Gate, Policy
+from delivery.policy.models import Approvals, Gate, Policy
 from delivery.policy.window import describe_window
 from delivery.units import format_duration as fd
 
@@ -164,8 +164,16 @@ def _approvals(p: Policy) -> str:
         f"production: {rule(a.production)}; staging: {_unenforced(rule(a.staging))}; hotfix: {rule(a.hotfix)}"
         + (f" (automatic when {' or '.join(auto)})" if auto else "")
         + f"; emergency override: {rule(a.emergency_override)}; rollback: {rule(a.rollback)}; "
-        f"initiator may {'' if a.initiator_may_approve else 'not '}approve; timeout {fd(a.timeout)}"
+        f"initiator may {'' if a.initiator_may_approve else 'not '}approve; "
+        + _unenforced(f"the tag's commit author may {'' if a.commit_author_may_approve else 'not '}approve")
+        + f"; {_unenforced(_code_channels(a))}; timeout {fd(a.timeout)}"
     )
+
+
+def _code_channels(a: Approvals) -> str:
+    """How many approvers receive their approval codes by e-mail and how many by Slack."""
+    by_email = sum(1 for channel in a.approver_channels.values() if channel.email)
+    return f"approval codes to {by_email} approver(s) by e-mail and {len(a.approver_channels) - by_email} by Slack DM"
 
 
 def _alerting(p: Policy) -> str:

@@ -105,6 +105,34 @@ CASES = {
         lambda d: d["compliance"].update(report_recipients=[]),
         "compliance.report_recipients: List should have at least 1 item after validation, not 0",
     ),
+    "an approver with two channels": (
+        lambda d: d["approvals"]["approver_channels"].update({"ops.lee": {"email": "ops.lee@tripgen.com", "slack": "U024BE7LH"}}),
+        "approvals.approver_channels.ops.lee: needs exactly one channel: email (an address) or slack (a user id)",
+    ),
+    "an approver with no channel": (
+        lambda d: d["approvals"]["approver_channels"].update({"lead.jung": {}}),
+        "approvals.approver_channels.lead.jung: needs exactly one channel",
+    ),
+    "an approver's address is not one": (
+        lambda d: d["approvals"]["approver_channels"].update({"sec.yoon": {"email": "sec yoon"}}),
+        "approvals.approver_channels.sec.yoon.email: 'sec yoon' is not an e-mail address (name@domain)",
+    ),
+    "not a Slack member id": (
+        lambda d: d["approvals"]["approver_channels"].update({"dev.kim": {"slack": "@dev.kim"}}),
+        "approvals.approver_channels.dev.kim.slack: '@dev.kim' is not a Slack user id",
+    ),
+    "an unknown channel": (
+        lambda d: d["approvals"]["approver_channels"].update({"dev.park": {"sms": "+82 10 0000 0000"}}),
+        "approvals.approver_channels.dev.park.sms: unknown key",
+    ),
+    "a channel for someone in no group": (
+        lambda d: d["approvals"]["approver_channels"].update({"mallory": {"email": "mallory@example.com"}}),
+        "approvals.approver_channels.mallory: 'mallory' is in no approver group (developers, tech-leads, devops-team, security-team)",
+    ),
+    "commit author rule not a yes or no": (
+        lambda d: d["approvals"].update(commit_author_may_approve="sometimes"),
+        "approvals.commit_author_may_approve: must be a valid boolean, unable to interpret input, got 'sometimes'",
+    ),
 }
 
 
@@ -121,6 +149,19 @@ def test_problems_carry_line_numbers(tmp_path):
     result = _run_check(tmp_path, text=text)
     line = next(i for i, row in enumerate(text.splitlines(), 1) if "max_weight: 500" in row)
     assert f"policy.yaml:{line}: canary.analysis.max_weight: must be between 0 and 100" in result.output
+
+
+def test_an_approver_in_no_group_is_named_at_their_line(tmp_path):
+    data = _broken(lambda d: d["approvals"]["approver_channels"].update({"mallory": {"email": "mallory@example.com"}}))
+    result = _run_check(tmp_path, data)
+    line = int(result.output.split("policy.yaml:")[1].split(":")[0])
+    assert "mallory" in (tmp_path / "policy.yaml").read_text().splitlines()[line - 1]
+
+
+def test_a_slack_member_id_is_a_channel(tmp_path):
+    result = _run_check(tmp_path, _broken(lambda d: d["approvals"]["approver_channels"].update({"ops.lee": {"slack": "U024BE7LH"}})))
+    assert result.exit_code == 0, result.output
+    assert "approval codes to 6 approver(s) by e-mail and 1 by Slack DM (not enforced)" in result.output
 
 
 def test_every_problem_is_listed_not_just_the_first(tmp_path):

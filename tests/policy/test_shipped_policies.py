@@ -32,11 +32,12 @@ def test_production_policy_summary_shows_the_spec_numbers():
 
 def test_production_policy_equals_the_built_in_defaults():
     """Every field defaults to its SPEC value, so the explicit production file and the defaults agree;
-    only the AKS cluster is the file's own (SPEC names no subscription)."""
-    from delivery.policy.models import Policy
+    only the AKS cluster and the approvers' channels are the file's own (SPEC names no subscription, no address)."""
+    from delivery.policy.models import Approvals, Policy
 
     production = load_policy(TRIPGEN)
-    assert production == Policy(cluster=production.cluster)
+    channels = production.approvals.approver_channels
+    assert production == Policy(cluster=production.cluster, approvals=Approvals(approver_channels=channels))
     azure = production.cluster.azure
     assert (azure.resource_group, azure.name) == ("rg-tripgen-prod", "aks-tripgen-prod")
     assert "cluster        AKS cluster 'aks-tripgen-prod' (resource group 'rg-tripgen-prod'" in _check(TRIPGEN).stdout
@@ -61,3 +62,17 @@ def test_cli_help_and_version(flag):
     result = subprocess.run([sys.executable, "-m", "delivery.cli", flag], capture_output=True, text=True)
     assert result.returncode == 0
     assert "tripgen-release" in result.stdout or "Release TripGen" in result.stdout
+
+
+@pytest.mark.parametrize("path", [TRIPGEN, DEMO], ids=["tripgen", "demo"])
+def test_every_approver_of_the_shipped_policies_has_a_channel_for_codes(path):
+    approvals = load_policy(path).approvals
+    members = {name for group in approvals.groups.values() for name in group}
+    assert set(approvals.approver_channels) == members
+    assert not approvals.commit_author_may_approve
+
+
+def test_the_demo_mails_its_approvers_at_tripgen_local():
+    channels = load_policy(DEMO).approvals.approver_channels
+    assert channels["demo-lead"].email == "demo-lead@tripgen.local"
+    assert all(c.email and c.email.endswith("@tripgen.local") and c.slack is None for c in channels.values())
