@@ -1,9 +1,10 @@
 """Start a Prefect deployment run and follow it, as GitHub Actions does on a tag push or a rollback dispatch.
 
     python -m deployments.trigger release/production --param tag=v1.2.0 --param initiator=octocat \
-        --idempotency-key release-v1.2.0
+        --param commit_time=2026-11-26T08:00:00+09:00 --idempotency-key release-v1.2.0
 
-Values take their parameter's type from the deployment's schema (`hotfix=true`, `services=user-service,trip-service`).
+Values take their parameter's type from the deployment's schema (`hotfix=true`, `services=user-service,trip-service`)
+and a date-time must carry its UTC offset, as `git log --format=%cI` prints it.
 Auth: PREFECT_API_KEY (Prefect Cloud, Bearer) or PREFECT_API_AUTH_STRING (self-hosted, user:password).
 Exit 0 when the run completes, 1 when it fails, 2 for bad usage.
 """
@@ -16,6 +17,7 @@ import os
 import re
 import sys
 import time
+from datetime import datetime
 from typing import NoReturn
 
 import httpx
@@ -50,6 +52,8 @@ def typed_params(params: dict[str, str], schema: dict, deployment: str) -> dict:
         pattern = properties[key].get("pattern")
         if pattern and isinstance(typed[key], str) and not re.search(pattern, typed[key]):
             usage_error(f"--param {key}={text}: {properties[key].get('description') or 'does not match ' + pattern}")
+        if "date-time" in schema_formats(properties[key]) and isinstance(typed[key], str) and not aware_time(typed[key]):
+            usage_error(f"--param {key}={text}: not a date-time with its UTC offset (as git log --format=%cI prints it)")
     missing = [key for key in schema.get("required", []) if key not in typed]
     if missing:
         usage_error(f"{deployment} needs " + ", ".join(f"--param {key}=..." for key in missing))
@@ -60,6 +64,19 @@ def schema_types(prop: dict) -> set[str]:
     """The JSON types a parameter accepts (`anyOf` included)."""
     options = prop.get("anyOf", [prop])
     return {option.get("type", "string") for option in options}
+
+
+def schema_formats(prop: dict) -> set[str]:
+    """The string formats a parameter's schema names (`date-time`), which the server does not check."""
+    return {option["format"] for option in prop.get("anyOf", [prop]) if "format" in option}
+
+
+def aware_time(text: str) -> bool:
+    """An ISO 8601 date and time with its UTC offset, which the release flow's `AwareDatetime` wants."""
+    try:
+        return datetime.fromisoformat(text).tzinfo is not None
+    except ValueError:
+        return False
 
 
 def convert(text: str, types: set[str]) -> object:

@@ -12,6 +12,7 @@ from typing import Literal
 
 from prefect import flow, get_run_logger
 from prefect.states import Failed
+from pydantic import AwareDatetime
 
 from delivery.approvals import hotfix_auto_approves
 from delivery.gitops.changes import ChangeNote, noted
@@ -46,6 +47,7 @@ def release(
     severity: Literal["low", "medium", "high", "critical"] = "medium",
     reason: str = "",
     force: bool = False,
+    commit_time: AwareDatetime | None = None,
 ) -> dict:
     """Carry `tag` to production on the configured cluster; returns the release summary.
 
@@ -59,11 +61,15 @@ def release(
         severity: With hotfix: the severity of the issue it fixes.
         reason: Why now; shown to approvers and kept in the audit log.
         force: Release even if this tag is already live in production.
+        commit_time: When the tag's commit was made (the trigger passes it from the GitHub event); gives the lead time for changes.
+            With its UTC offset, as `git log -1 --format=%cI TAG` prints it.
     """
     started = time.time()
     label_this_run(tag, strategy)
     plan = plan_release(tag, services, force)
     initiated = {"services": plan.services, "strategy": strategy, "hotfix": hotfix, "reason": reason}
+    if commit_time:
+        initiated["commit_time"] = commit_time.isoformat()
     audit(event="deployment_initiated", actor=initiator, release=tag, details=initiated)
 
     gates = run_quality_gates(tag, plan)

@@ -1,7 +1,5 @@
 """KPIs and DORA keys from a hand-built audit log, every number worked out by hand in the comments."""
 
-import os
-import subprocess
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 
@@ -14,6 +12,7 @@ from delivery.kpi import measure, release_runs, tag_commit_times
 from delivery.kpi_cli import kpi
 from delivery.policy.models import Kpi
 from tests.conftest import REPO
+from tests.kpi.repos import at, tagged_repo
 
 POLICY = str(REPO / "policies" / "tripgen.yaml")
 DAY = datetime(2026, 11, 27, tzinfo=timezone.utc)  # the demo-like releases run on the 27th and the 28th
@@ -34,11 +33,6 @@ def write(tmp_path, monkeypatch):
 
     append.log = log
     return append
-
-
-def at(day: datetime, clock: str) -> datetime:
-    hours, minutes, seconds = map(int, clock.split(":"))
-    return day + timedelta(hours=hours, minutes=minutes, seconds=seconds)
 
 
 def demo_like(write, day: datetime) -> list[dict]:
@@ -217,23 +211,6 @@ def test_the_command_shows_each_runs_canary_error_rate(write):
     assert f"v1.5.0 released {day:%Y-%m-%d} 10:00 27m - 0.25% -" in lines
     assert f"v1.5.1 rolled back {day:%Y-%m-%d} 14:00 31m10s 1m 1.12% -" in lines  # 14:30:00 aborted → 14:31:00 restored
     assert "canary_error_rate 0.6% (12 5xx of 2000 canary requests in 2 canary releases) threshold ≤ 0.5% NO" in lines
-
-
-def git(repo, *args, **env) -> None:
-    settings = ("-c", "user.name=dev", "-c", "user.email=dev@example.com", "-c", "commit.gpgsign=false", "-c", "tag.gpgsign=false")
-    subprocess.run(["git", "-C", str(repo), *settings, *args], check=True, capture_output=True, env={"PATH": os.environ["PATH"], **env})
-
-
-def tagged_repo(path, day: datetime):
-    """A git repository whose v1.2.0 was committed at 08:00 on `day` (two hours before its release started)."""
-    path.mkdir()
-    git(path, "init", "-q")
-    (path / "README").write_text("trip-service\n")
-    git(path, "add", "README")
-    date = at(day, "08:00:00").isoformat()
-    git(path, "commit", "-q", "-m", "v1.2.0", GIT_AUTHOR_DATE=date, GIT_COMMITTER_DATE=date)
-    git(path, "tag", "-a", "v1.2.0", "-m", "v1.2.0")
-    return path
 
 
 def test_the_lead_time_comes_from_the_tags_commit_time_in_git(write, tmp_path):

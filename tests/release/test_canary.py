@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import datetime, timedelta, timezone
 
 import httpx
 import pytest
 
+from delivery.kpi import CanaryCount, release_runs
 from delivery.kube import Routing, connect
 from tests.release.conftest import audit_records, digest_image, release_run, set_fault
 
@@ -64,7 +66,8 @@ def canary_replicas(cluster, service):
 def test_stages_progress_with_weights_read_back_and_promotion_leaves_stable_on_the_new_digest(prefect_api, sandbox, cluster, tmp_path):
     import os
 
-    run = release_run("v1.2.0", services=["user-service"], strategy="canary", initiator="demo-dev")
+    committed = datetime.now(timezone(timedelta(hours=9))).replace(microsecond=0) - timedelta(hours=2)
+    run = release_run("v1.2.0", services=["user-service"], strategy="canary", initiator="demo-dev", commit_time=committed)
     watcher = WeightWatcher(os.environ["TRIPGEN_KUBECONFIG"], "user-service")
     approve_twice(prefect_api, run)
     header_versions = set()
@@ -85,6 +88,8 @@ def test_stages_progress_with_weights_read_back_and_promotion_leaves_stable_on_t
     assert canary_replicas(cluster, "user-service") == 0
     (promoted,) = [r["details"] for r in audit_records(tmp_path) if r["event"] == "canary_promoted"]
     assert promoted["requests"] > 0 and 0 <= promoted["errors"] <= promoted["requests"]  # the canary's, over its intervals
+    (released,) = release_runs(audit_records(tmp_path))  # what `tripgen-release kpi` reads back
+    assert released.commit_time == committed and released.canary == CanaryCount(promoted["errors"], promoted["requests"])
 
 
 @pytest.mark.parametrize("policy_changes", [{**CANARY_POLICY, "canary": {**CANARY_POLICY["canary"], "progression": "analysis"}}])

@@ -1,11 +1,24 @@
-"""The GitHub Actions trigger script against a Prefect server: lookup, idempotency, following, usage errors."""
+"""The GitHub Actions trigger script against a Prefect server: lookup, idempotency, following, usage errors,
+and the release workflow's own steps run as GitHub runs them."""
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+
 import pytest
+from ruamel.yaml import YAML
 
 from deployments.trigger import follow, main
 from delivery.prefect_rest import PrefectRest
+from tests.conftest import REPO
+from tests.kpi.repos import tagged_repo
+
+WORKFLOW = REPO / ".github" / "workflows" / "release.yml"
+EXPRESSION = re.compile(r"\$\{\{\s*(.+?)\s*\}\}")
 
 
 @pytest.fixture
@@ -61,6 +74,8 @@ def test_values_take_the_types_of_the_parameter_schema(deployment, capsys):
     (["tag=v1.2.0", "services=[\"user-service\""], "--param services=["),
     (["initiator=octocat"], "release/production needs --param tag=..."),
     (["tag=1.4"], "--param tag=1.4: The version to release, vMAJOR.MINOR.PATCH"),
+    (["tag=v1.2.0", "commit_time=2026-11-26T08:00:00"], "commit_time=2026-11-26T08:00:00: not a date-time with its UTC offset"),
+    (["tag=v1.2.0", "commit_time=yesterday"], "--param commit_time=yesterday: not a date-time"),
 ])
 def test_parameters_the_deployment_cannot_take_exit_2_before_any_run(deployment, capsys, params, message):
     args = ["release/production", *[a for p in params for a in ("--param", p)], "--no-follow"]
@@ -72,3 +87,29 @@ def test_parameters_the_deployment_cannot_take_exit_2_before_any_run(deployment,
 def test_a_run_the_server_refuses_by_its_schema_exits_2(deployment, capsys):
     assert main(["release/production", "--param", "tag=v1.2.0", "--param", "strategy=rolling", "--no-follow"]) == 2
     assert "release/production refused the run:" in capsys.readouterr().err
+
+
+def run_step(step: dict, cwd, context: dict[str, str], output) -> None:
+    """Bash runs the step's script as GitHub does, its env's ${{ }} looked up in `context` (an unknown one fails)."""
+    env = {name: EXPRESSION.sub(lambda found: context[found.group(1)], str(value)) for name, value in step.get("env", {}).items()}
+    path = f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"
+    done = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]], cwd=cwd, capture_output=True, text=True,
+                          env={"PATH": path, "HOME": os.environ["HOME"], "GITHUB_REF_NAME": context["github.ref_name"], "GITHUB_OUTPUT": str(output), **env})
+    assert done.returncode == 0, done.stdout + done.stderr
+    print(done.stdout)
+
+
+def test_the_workflow_passes_the_tags_commit_time(deployment, tmp_path, capsys):
+    """Its steps after checkout and install, in a clone whose v1.2.0 was committed at 08:00 +09:00; the trigger starts
+    the run without following it (no worker here)."""
+    clone = tagged_repo(tmp_path / "clone", datetime(2026, 11, 26, tzinfo=timezone(timedelta(hours=9))))
+    steps = {step.get("name"): step for step in YAML(typ="safe").load(WORKFLOW.read_text())["jobs"]["release"]["steps"]}
+    read, start = steps["Read the tag's commit time"], steps["Start and follow the release"]
+    context = {"github.ref_name": "v1.2.0", "github.actor": "octocat", "vars.PREFECT_API_URL": os.environ["PREFECT_API_URL"],
+               "secrets.PREFECT_API_KEY": "", "secrets.PREFECT_API_AUTH_STRING": ""}
+    run_step(read, clone, context, tmp_path / "read-output")
+    outputs = dict(line.split("=", 1) for line in (tmp_path / "read-output").read_text().splitlines())
+    context |= {f"steps.{read['id']}.outputs.{name}": value for name, value in outputs.items()}
+    run_step({**start, "run": start["run"].rstrip() + " --no-follow"}, REPO, context, tmp_path / "start-output")
+    run = deployment.flow_run(capsys.readouterr().out.strip().rsplit("/", 1)[-1])
+    assert run["parameters"] == {"tag": "v1.2.0", "initiator": "octocat", "commit_time": "2026-11-26T08:00:00+09:00"}
