@@ -187,6 +187,6 @@ def _kpi(p: Policy) -> str:
     k = p.kpi
     return (f"`tripgen-release kpi` reports success rate against {k.min_deployment_success_rate_percent:g}%, "
             f"rollbacks against {k.max_rollbacks_per_day}/day, duration against {fd(k.max_deployment_duration)}, "
-            f"blue-green switch against {fd(k.max_blue_green_switch_time)}; "
-            f"{_unenforced(f'canary error rate > {k.max_canary_error_rate_percent:g}% (not in the audit log)')}; "
-            f"alert rules {NOT_ENFORCED} (no release metrics pushed yet)")
+            f"blue-green switch against {fd(k.max_blue_green_switch_time)}, "
+            f"canary error rate against {k.max_canary_error_rate_percent:g}%; "
+            "Prometheus alerts on the same thresholds (rules: python -m delivery.metrics.kpi_rules FILE)")

@@ -37,7 +37,6 @@ EXPECTED_MARKS = {
         "the tag's commit author may not approve (not enforced)",
         "approval codes to 7 approver(s) by e-mail and 0 by Slack DM (not enforced)",
     ],
-    "kpi": ["canary error rate > 0.5% (not in the audit log) (not enforced)", "alert rules (not enforced) (no release metrics pushed yet)"],
 }
 
 
