@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import click
@@ -19,8 +20,9 @@ import httpx
 
 import psycopg
 
-from delivery.audit import AuditLog, verify
+from delivery.audit import AuditLog
 from delivery.demo_gitops import gitops_policy, install_argocd_application, manifests_repository, print_gitops
+from delivery.kpi_cli import kpi_text
 from delivery.kube import Deployments, Routing, connect
 from delivery.localdb import LocalPostgres, free_port
 from delivery.policy.loader import load_policy
@@ -224,7 +226,7 @@ def run_demo(policy: Path, state: Path, keep: bool, tags: tuple[str, str], strat
     state.mkdir(parents=True, exist_ok=True)
     procs = Processes()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRIPGEN_")}
-    started = time.monotonic()
+    started, began = time.monotonic(), datetime.now(timezone.utc)
     repository = manifests_repository(state) if mode == "gitops" else None
     if repository:
         policy = gitops_policy(policy, repository, state)
@@ -254,8 +256,8 @@ def run_demo(policy: Path, state: Path, keep: bool, tags: tuple[str, str], strat
         print_database(database, local="TRIPGEN_DATABASE_URL" not in os.environ)
         if repository:
             print_gitops(state, state / "cluster" / "kubeconfig", repository)
-        audit = verify(state / "audit" / "audit.jsonl")
-        click.echo(f"\naudit log {state / 'audit' / 'audit.jsonl'}: {audit.records} records, chain {'intact' if audit.intact else 'BROKEN'}")
+        click.echo("\n`tripgen-release kpi` over this demo's releases (its per-day and per-week rates are over the demo's minutes):")
+        click.echo(kpi_text(state / "audit" / "audit.jsonl", loaded.kpi, began, datetime.now(timezone.utc), {}))
         click.echo(f"run history: {ui}/runs   (demo took {time.monotonic() - started:.0f}s)")
         if keep:
             click.echo(f"kept running. kubectl --kubeconfig {state / 'cluster' / 'kubeconfig'} get deploy,svc -n production")
