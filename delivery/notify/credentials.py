@@ -58,6 +58,7 @@ class Credentials(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     slack_webhook_url: SecretStr | None = None
+    slack_bot_token: SecretStr | None = None  # chat.postMessage (approval codes' DMs, delivery/approval_delivery.py)
     teams_webhook_url: SecretStr | None = None
     pagerduty_routing_key: SecretStr | None = None
     pagerduty_api_token: SecretStr | None = None
@@ -70,6 +71,7 @@ class Credentials(BaseModel):
         """Every secret held, webhook URLs also as httpx writes them, to mask in logs."""
         held = [
             self.slack_webhook_url,
+            self.slack_bot_token,
             self.teams_webhook_url,
             self.pagerduty_routing_key,
             self.pagerduty_api_token,
@@ -193,6 +195,7 @@ def load_credentials(levels: Iterable[str] = (), environ: Mapping[str, str] | No
     settings = _Settings(os.environ if environ is None else environ, blocks or PrefectSecrets())
     return Credentials(
         slack_webhook_url=_secret(settings.get("TRIPGEN_SLACK_WEBHOOK_URL")),
+        slack_bot_token=_secret(settings.get("TRIPGEN_SLACK_BOT_TOKEN")),
         teams_webhook_url=_secret(settings.get("TRIPGEN_TEAMS_WEBHOOK_URL")),
         pagerduty_routing_key=_secret(settings.get("TRIPGEN_PAGERDUTY_ROUTING_KEY")),
         pagerduty_api_token=_secret(settings.get("TRIPGEN_PAGERDUTY_API_TOKEN")),

@@ -19,6 +19,7 @@ def no_blocks(name: str) -> None:
 def test_every_channel_from_the_environment():
     environ = {
         "TRIPGEN_SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T/B/x",
+        "TRIPGEN_SLACK_BOT_TOKEN": "xoxb-bot",
         "TRIPGEN_TEAMS_WEBHOOK_URL": "https://teams.example/hook",
         "TRIPGEN_PAGERDUTY_ROUTING_KEY": "rk",
         "TRIPGEN_JIRA_URL": "https://tripgen.atlassian.net",
@@ -36,6 +37,7 @@ def test_every_channel_from_the_environment():
     credentials = load_credentials(environ=environ, blocks=no_blocks)
 
     assert credentials.pagerduty_routing_key.get_secret_value() == "rk"
+    assert credentials.slack_bot_token.get_secret_value() == "xoxb-bot"
     assert (credentials.jira.project, credentials.jira.issue_type, credentials.jira.set_priority) == ("OPS", "Incident", False)
     smtp = credentials.smtp
     assert (smtp.port, smtp.starttls, smtp.to, smtp.user, smtp.password) == (587, True, ("a@tripgen.com", "b@tripgen.com"), None, None)
@@ -46,6 +48,7 @@ def test_nothing_configured_is_no_error():
     credentials = load_credentials(environ={}, blocks=no_blocks)
     assert credentials.model_dump() == {
         "slack_webhook_url": None,
+        "slack_bot_token": None,
         "teams_webhook_url": None,
         "pagerduty_routing_key": None,
         "pagerduty_api_token": None,
