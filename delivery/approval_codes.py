@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from delivery.migrations.bundle import MigrationBundle
-from delivery.release.state import CheckRow, GateResult, ReleasePlan
+from delivery.release.state import CheckRow, GateResult, ReleasePlan, RollbackPlan
 from delivery.settings import Settings
 
 KEY_SETTING = "TRIPGEN_APPROVAL_CODE_KEY"
@@ -55,6 +55,12 @@ class ApprovalEvidence(BaseModel):
         return cls(tag=plan.tag, images={name: image.digest for name, image in plan.images.items()},
                    gates={g.gate: g.verdict for g in gates}, staging={r.check: r.passed for r in staging_rows},
                    migrations=migrations)
+
+    @classmethod
+    def of_rollback(cls, plan: RollbackPlan) -> ApprovalEvidence:
+        """A rollback's evidence: its target and each service's step (action, colors, image)."""
+        steps = {s.service: f"{s.action} {s.from_color} -> {s.to_color} {s.image or s.revision or ''}".rstrip() for s in plan.steps}
+        return cls(tag=plan.target, images=steps, gates={}, staging={})
 
     def digest(self) -> str:
         """SHA-256 (hex) of the evidence as canonical JSON: sorted keys, no spaces, so dict order never matters."""

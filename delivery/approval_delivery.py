@@ -1,5 +1,5 @@
-"""Sending approvers their personal codes (R-SEC-3, issue 14): e-mail over SMTP or a Slack DM through chat.postMessage,
-and the verifier's inputs read back from the audit log. Prefect-free; docs/approval-codes.md describes it."""
+"""Sending approvers their personal codes (R-SEC-3, issue 14): e-mail over SMTP or a Slack DM through
+chat.postMessage. Prefect-free; docs/approval-codes.md describes it."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ import httpx
 from pydantic import SecretStr
 
 from delivery.approval_codes import ApprovalEvidence, IssuedCode
-from delivery.audit import run_of
 from delivery.audit_report_mail import SMTP_VARIABLES
 from delivery.notify.alert import SENDER, DeliveryFailed
 from delivery.notify.credentials import Credentials
@@ -182,19 +181,3 @@ def _deliver(message: CodeMessage, channel: ApproverChannel | None, credentials:
     except DeliveryFailed as failure:
         return CodeDelivery(message.approver, kind, False, failure.detail, message.code_id)
     return CodeDelivery(message.approver, kind, True, detail, message.code_id)
-
-
-def used_code_ids(records: Iterable[Mapping], flow_run_id: str) -> set[str]:
-    """The code ids of the run's granted approvals (audit detail `code_id`): each code counts once."""
-    return {record["details"][CODE_ID] for record in _of_run(records, flow_run_id)
-            if record["event"] == "approval_granted" and record["details"].get(CODE_ID)}
-
-
-def earlier_digests(records: Iterable[Mapping], flow_run_id: str) -> set[str]:
-    """Every evidence digest the run's records hold (audit detail `evidence_digest`): names a stale code's refusal."""
-    return {record["details"][EVIDENCE_DIGEST] for record in _of_run(records, flow_run_id)
-            if record["details"].get(EVIDENCE_DIGEST)}
-
-
-def _of_run(records: Iterable[Mapping], flow_run_id: str) -> list[Mapping]:
-    return [record for record in records if run_of(record["event"], record["details"]) == flow_run_id]

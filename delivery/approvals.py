@@ -39,6 +39,7 @@ class ApprovalRound:
     policy: Approvals
     kind: Kind
     initiator: str
+    commit_author: str | None = None  # the tag's commit author, when the trigger passed it
     accepted: list[str] = field(default_factory=list)
     decisions: list[Decision] = field(default_factory=list)
     overridden_by: str | None = None
@@ -91,6 +92,8 @@ class ApprovalRound:
             return Decision("refused", name, "this approval round is already decided")
         if name == self.initiator.strip() and not self.policy.initiator_may_approve:
             return Decision("refused", name, f"{name} started this release and cannot approve or reject it")
+        if is_commit_author(self.policy, name, self.commit_author) and not self.policy.commit_author_may_approve:
+            return Decision("refused", name, f"{name} wrote the tag's commit and cannot approve or reject it")
         in_rule = self._member_of(name, self.rule.groups)
         in_override = self.kind in ("production", "hotfix") and self._member_of(name, self.policy.emergency_override.groups)
         if not (in_rule or in_override):
@@ -111,16 +114,34 @@ class ApprovalRound:
         return any(name in self.policy.groups.get(group, []) for group in groups)
 
 
+def is_commit_author(policy: Approvals, name: str, commit_author: str | None) -> bool:
+    """Whether `name` wrote the tag's commit: the trigger passes the author's e-mail (or a user name), matched
+    against the name and the approver's e-mail channel."""
+    if not commit_author:
+        return False
+    channel = policy.approver_channels.get(name)
+    known = {name.strip().lower(), (channel.email or "").lower() if channel else ""}
+    return commit_author.strip().lower() in known
+
+
 def may_decide(policy: Approvals, name: str) -> bool:
     """Whether `name` may steer production (a production approver or the emergency override group)."""
     groups = [*policy.production.groups, *policy.emergency_override.groups]
     return any(name.strip() in policy.groups.get(group, []) for group in groups)
 
 
-def hotfix_auto_approves(policy: Approvals, security_patch: bool, severity: str) -> str | None:
-    """The reason a hotfix needs no person's approval (R-SEC-3), or None when it does."""
+@dataclass(frozen=True)
+class AutoApproval:
+    """Why a hotfix needs no person's approval: the reason, and the policy rule that approved it (for the audit)."""
+
+    reason: str
+    rule: str
+
+
+def hotfix_auto_approves(policy: Approvals, security_patch: bool, severity: str) -> AutoApproval | None:
+    """The policy rule that approves this hotfix by itself (R-SEC-3), or None when people must."""
     if security_patch and policy.hotfix.auto_approve_security_patch:
-        return "hotfix auto-approved: security patch"
+        return AutoApproval("hotfix auto-approved: security patch", "approvals.hotfix.auto_approve_security_patch")
     if severity.lower() == "critical" and policy.hotfix.auto_approve_critical_severity:
-        return "hotfix auto-approved: critical severity"
+        return AutoApproval("hotfix auto-approved: critical severity", "approvals.hotfix.auto_approve_critical_severity")
     return None

@@ -21,6 +21,7 @@ from delivery.release.traffic import production_traffic
 from delivery.settings import Settings
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+RUN_LINK = re.compile(r"/runs/flow-run/([0-9a-f-]{36})/?(?:[?#].*)?$")  # the link in the approval code's message
 DECISION_WAIT_SECONDS = 30
 DECISION_WORDS = ("approved by", "approval refused", "rejected by", "emergency override")
 
@@ -32,30 +33,35 @@ def _api(api_url: str) -> PrefectRest:
 
 
 def find_run(api: PrefectRest, target: str) -> dict:
-    """A flow run by id, or the newest `release-<tag>` run; UsageError naming what was looked for."""
+    """A flow run by id or by its link in the Prefect UI, or the newest `release-<tag>` run; UsageError naming what
+    was looked for."""
+    if link := RUN_LINK.search(target):
+        target = link.group(1)
     if UUID.match(target):
         return api.flow_run(target)
     runs = api.runs_named(target if target.startswith(("release-", "rollback-")) else f"release-{target}")
     if not runs:
-        raise click.UsageError(f"no flow run for '{target}': give a flow run id or a release tag such as v1.2.0")
+        raise click.UsageError(f"no flow run for '{target}': give a flow run id, its link or a release tag such as v1.2.0")
     return runs[0]
 
 
 @click.command("approve")
 @click.argument("target")
 @click.option("--as", "approver", required=True, help="Your user name, as listed in the policy's approver groups.")
+@click.option("--code", required=True, help="The personal code you were sent for this approval (it proves who answers).")
 @click.option("--reject", is_flag=True, help="Reject instead of approving: the release ends.")
 @click.option("--comment", default="", help="Why (audit log and summary).")
 @api_url_option
-def approve(target: str, approver: str, reject: bool, comment: str, api_url: str) -> None:
-    """Answer the approval form of TARGET (a flow run id or a tag), as the UI's Resume button does."""
+def approve(target: str, approver: str, code: str, reject: bool, comment: str, api_url: str) -> None:
+    """Answer the approval form of TARGET (a flow run id, its link from the code's message, or a tag), as the UI's
+    Resume button does."""
     api = _api(api_url)
     run = find_run(api, target)
     pause = api.pause_of(run)
     if pause is None:
         raise click.ClickException(f"{run['name']} is not waiting for approval (it is {run['state']['type'].lower()})")
     sent_at = datetime.now(timezone.utc)
-    api.resume(run["id"], {"approver": approver, "approve": not reject, "comment": comment})
+    api.resume(run["id"], {"approver": approver, "code": code, "approve": not reject, "comment": comment})
     click.echo(f"{run['name']}: answered {pause.key} as {approver} ({'reject' if reject else 'approve'})")
     click.echo(what_the_flow_did(api, run["id"], sent_at))
 

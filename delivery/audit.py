@@ -16,6 +16,7 @@ EVENTS = frozenset(
         "deployment_initiated",
         "rollback_requested",
         "gate_failed",
+        "approval_requested",
         "approval_granted",
         "approval_refused",
         "approval_rejected",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -20,7 +21,9 @@ import httpx
 
 import psycopg
 
+from delivery.approval_codes import code_id
 from delivery.audit import AuditLog
+from delivery.code_mailbox import CodeMailbox
 from delivery.demo_gitops import gitops_policy, install_argocd_application, manifests_repository, print_gitops
 from delivery.kpi_cli import kpi_text
 from delivery.kube import Deployments, Routing, connect
@@ -166,19 +169,23 @@ class WeightPrinter:
                 last[service] = weights
 
 
-def drive_release(api: PrefectRest, deployment: dict, tag: str, strategy: str, initiator: str, approvers: list[str], ui: str) -> dict:
-    """Start `release` for `tag`, answer each approval pause as the next approver, return the final run."""
+def drive_release(api: PrefectRest, deployment: dict, tag: str, strategy: str, initiator: str, approvers: dict[str, str],
+                  ui: str, mailbox: CodeMailbox) -> dict:
+    """Start `release` for `tag`, answer each approval pause as the next approver (name -> address) with the code the
+    release mailed them, return the final run."""
     run = api.create_run(deployment["id"], {"tag": tag, "strategy": strategy, "initiator": initiator, "reason": "demo"})
     click.echo(f"\nrelease {tag}: flow run {ui}/runs/flow-run/{run['id']}")
     answered: str | None = None
-    waiting = iter(approvers)
+    waiting = iter(approvers.items())
     while True:
         run, pause = api.wait_for(run["id"], RELEASE_TIMEOUT, after_key=answered)
         if pause is None:
             return run
-        approver = next(waiting)
-        api.resume(run["id"], {"approver": approver, "approve": True, "comment": "approved in the demo"})
-        click.echo(f"  paused for approval ({pause.key}); approved by {approver} through POST /api/flow_runs/{{id}}/resume")
+        approver, address = next(waiting)
+        code = mailbox.code(address, run["id"])
+        api.resume(run["id"], {"approver": approver, "code": code, "approve": True, "comment": "approved in the demo"})
+        click.echo(f"  paused for approval ({pause.key}); {approver} read their personal code (id {code_id(code)}) in the "
+                   f"mail to {address} and approved with it through POST /api/flow_runs/{{id}}/resume")
         answered = pause.key
 
 
@@ -237,8 +244,13 @@ def run_demo(policy: Path, state: Path, keep: bool, tags: tuple[str, str], strat
         endpoints = start_sandbox(procs, state, policy, {**env, "TRIPGEN_SANDBOX_DATABASE_URL": database})
         if repository:
             install_argocd_application(endpoints, state / "cluster" / "kubeconfig", repository)
+        mailbox = CodeMailbox().__enter__()  # the approvers' mail: the release sends their codes here
+        procs.stops.append(mailbox.__exit__)
+        click.echo(f"SMTP: approvers' codes go to a local mail server on {mailbox.settings()['TRIPGEN_SMTP_HOST']}:"
+                   f"{mailbox.settings()['TRIPGEN_SMTP_PORT']}")
         worker_env = {**release_env(env, api_url, endpoints, state, policy), "TRIPGEN_GITOPS_WORKDIR": str(state / "gitops"),
-                      "TRIPGEN_DATABASE_URL": database}
+                      "TRIPGEN_DATABASE_URL": database, **mailbox.settings(),
+                      "TRIPGEN_APPROVAL_CODE_KEY": secrets.token_urlsafe(32)}  # this demo's own signing key
         click.echo("serving the release flow as deployment release/sandbox")
         procs.start("flows", [sys.executable, "-m", "flows.serve", "sandbox"], worker_env, state / "logs")
         api, ui = PrefectRest(api_url), api_url.removesuffix("/api")
@@ -251,7 +263,8 @@ def run_demo(policy: Path, state: Path, keep: bool, tags: tuple[str, str], strat
         watching = WeightPrinter(state / "cluster" / "kubeconfig", loaded.environments["production"].namespace, [s.name for s in loaded.services])
         with watching if strategy == "canary" else contextlib.nullcontext():
             for tag in tags:
-                print_outcome(api, drive_release(api, deployment, tag, strategy, "demo-release-manager", approvers, ui), state / "audit" / "audit.jsonl")
+                run = drive_release(api, deployment, tag, strategy, "demo-release-manager", approvers, ui, mailbox)
+                print_outcome(api, run, state / "audit" / "audit.jsonl")
         print_cluster(state, policy, endpoints, tags)
         print_database(database, local="TRIPGEN_DATABASE_URL" not in os.environ)
         if repository:
@@ -284,11 +297,11 @@ def _has_deployment(api: PrefectRest) -> bool:
         return False
 
 
-def _two_approvers(policy_path: Path) -> list[str]:
-    """Two members of the production approver groups, one from each group where possible."""
+def _two_approvers(policy_path: Path) -> dict[str, str]:
+    """Two members of the production approver groups, one from each group where possible, with their e-mail."""
     policy = load_policy(policy_path)
     rule, groups = policy.approvals.production, policy.approvals.groups
     chosen: list[str] = []
     for group in rule.groups:
         chosen += [m for m in groups.get(group, []) if m not in chosen][:1]
-    return chosen
+    return {name: policy.approvals.approver_channels[name].email for name in chosen}

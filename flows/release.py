@@ -8,15 +8,18 @@ way the release ends after that, except "released", runs the one restore path.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Literal
 
 from prefect import flow, get_run_logger
 from prefect.states import Failed
 from pydantic import AwareDatetime
 
+from delivery.approval_codes import ApprovalEvidence
 from delivery.approvals import hotfix_auto_approves
 from delivery.gitops.changes import ChangeNote, noted
 from delivery.migrations.bundle import Phase
+from delivery.migrations.gate import bundle_of
 from delivery.release.describe import approval_context, service_rows
 from delivery.release.plan import VersionTag
 from delivery.release.runtime import runtime
@@ -30,7 +33,7 @@ from tasks.bluegreen import retire_old_color
 from tasks.gates import run_quality_gates
 from tasks.migrations import migrate, pending_contracts
 from tasks.notifications import alert, send_alert
-from tasks.planning import plan_release
+from tasks.planning import plan_release, resolve_images
 from tasks.records import audit, publish_summary
 from tasks.release_record import close_release_record, open_release_record, restore_production, run_url
 from tasks.window import next_opening, wait_for_sync_window, window_is_open
@@ -48,6 +51,7 @@ def release(
     reason: str = "",
     force: bool = False,
     commit_time: AwareDatetime | None = None,
+    commit_author: str | None = None,
 ) -> dict:
     """Carry `tag` to production on the configured cluster; returns the release summary.
 
@@ -63,6 +67,7 @@ def release(
         force: Release even if this tag is already live in production.
         commit_time: When the tag's commit was made (the trigger passes it from the GitHub event); gives the lead time for changes.
             With its UTC offset, as `git log -1 --format=%cI TAG` prints it.
+        commit_author: Who wrote the tag's commit (the trigger passes it); the policy may bar them from approving.
     """
     started = time.time()
     label_this_run(tag, strategy)
@@ -70,6 +75,8 @@ def release(
     initiated = {"services": plan.services, "strategy": strategy, "hotfix": hotfix, "reason": reason}
     if commit_time:
         initiated["commit_time"] = commit_time.isoformat()
+    if commit_author:
+        initiated["commit_author"] = commit_author
     audit(event="deployment_initiated", actor=initiator, release=tag, details=initiated)
 
     gates = run_quality_gates(tag, plan)
@@ -83,7 +90,7 @@ def release(
             staging = release_to_staging(plan)
             if staging.failure:
                 return stop_before_production(record, "stopped in staging", staging.failure, plan, started, initiator)
-            rejected = approve(plan, gates, staging, initiator, hotfix, security_patch, severity, reason)
+            rejected = approve(plan, gates, staging, initiator, hotfix, security_patch, severity, reason, commit_author)
             if rejected:
                 return stop_before_production(record, "rejected", rejected, plan, started, initiator)
             for earlier in pending_contracts(tag):  # contracts left to this release: their version, live now, keeps working
@@ -127,24 +134,38 @@ def contract(record: str, tag: str, initiator: str) -> str:
 
 
 def approve(plan: ReleasePlan, gates: list[GateResult], staging: StagingOutcome, initiator: str, hotfix: bool,
-            security_patch: bool, severity: str, reason: str) -> str | None:
+            security_patch: bool, severity: str, reason: str, commit_author: str | None) -> str | None:
     """The approval pause(s), then the sync window; returns why the release was rejected, or None."""
     policy = runtime().policy
     kind = "hotfix" if hotfix else "production"
     automatic = hotfix_auto_approves(policy.approvals, security_patch, severity) if hotfix else None
     if automatic:
-        get_run_logger().info(automatic)
-        audit(event="approval_granted", actor="policy", release=plan.tag, details={"reason": automatic, "kind": kind})
+        get_run_logger().info(automatic.reason)
+        details = {"reason": automatic.reason, "rule": automatic.rule, "kind": kind}
+        audit(event="approval_granted", actor="policy", release=plan.tag, details=details)
         override = True
     else:
         context = approval_context(plan, gates, staging.rows, initiator, reason)
-        approvals = collect_approvals(policy.approvals, kind, initiator, plan.tag, context)
+        evidence = shown_to_approvers(plan, gates, staging)
+        approvals = collect_approvals(policy.approvals, kind, initiator, plan.tag, context, evidence, commit_author)
         if approvals.rejected_by:
             return approvals.rejected_by.reason
         override = approvals.overridden_by is not None
     if not (hotfix or override or window_is_open()):
         wait_for_sync_window(next_opening())
     return None
+
+
+def shown_to_approvers(plan: ReleasePlan, gates: list[GateResult], staging: StagingOutcome) -> Callable[[], ApprovalEvidence]:
+    """What the approvers are shown, read again at each answer: a tag re-pushed since the codes were sent voids them."""
+
+    def read() -> ApprovalEvidence:
+        rt = runtime()
+        shown = plan.model_copy(update={"images": resolve_images(plan.tag, plan.services)})
+        bundle = bundle_of(rt.policy.quality_gates.database_migrations, rt.settings.reports, plan.tag)
+        return ApprovalEvidence.of(shown, gates, staging.rows, bundle)
+
+    return read
 
 
 def stop_before_production(record: str, outcome: str, detail: str, plan: ReleasePlan, started: float, initiator: str):

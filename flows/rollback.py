@@ -7,6 +7,7 @@ from typing import Literal
 from prefect import flow
 from prefect.states import Failed
 
+from delivery.approval_codes import ApprovalEvidence
 from delivery.release.plan import VersionTag
 from delivery.release.runtime import runtime
 from delivery.release.state import RollbackDone
@@ -46,7 +47,8 @@ def rollback(
     context = f"## Roll {environment} back to {target_version}?\n\nRequested by **{initiator}**: {reason}\n\n" + "\n".join(
         f"- {s.service}: {s.action} ({s.from_color} → {s.to_color})" for s in plan.steps
     )
-    approvals = collect_approvals(runtime().policy.approvals, "rollback", initiator, target_version, context)
+    evidence = ApprovalEvidence.of_rollback(plan)
+    approvals = collect_approvals(runtime().policy.approvals, "rollback", initiator, target_version, context, lambda: evidence)
     if approvals.rejected_by:
         return Failed(message=f"rollback to {target_version} {approvals.rejected_by.reason}")
 

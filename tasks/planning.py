@@ -21,20 +21,28 @@ def plan_release(tag: str, services: list[str] | None, force: bool) -> ReleasePl
     parse_tag(tag)
     names = select_services(policy, services)
     refuse_while_a_dead_run_left_a_record()
-    registry_api = rt.settings.registry_api(policy)
-    images = {}
-    for name in names:
-        repository = policy.service(name).repository
-        digest = resolve_digest(rt.http, registry_api, repository, tag)
-        images[name] = ImagePlan(name, repository, tag, digest, policy.registry)
-        log.info("%s: %s resolved to %s", name, images[name].by_tag, digest)
+    images = _images(tag, names)
+    for name, image in images.items():
+        log.info("%s: %s resolved to %s", name, image.by_tag, image.digest)
     live = {name: rt.blue_green.live_image(name) for name in names}
     if not force and all(live[name] == images[name].by_digest for name in names):
         raise PlanError(f"{tag} is already live in production on {', '.join(names)}: pass force=true to release it again")
-    return ReleasePlan(
-        tag=tag,
-        services=names,
-        groups=release_groups(policy, names),
-        images={name: ImageRef(by_digest=i.by_digest, by_tag=i.by_tag, digest=i.digest) for name, i in images.items()},
-        previous=live,
-    )
+    return ReleasePlan(tag=tag, services=names, groups=release_groups(policy, names), images=_refs(images), previous=live)
+
+
+@task(name="resolve images", retry_condition_fn=transient_only, **HTTP_STEP)
+def resolve_images(tag: str, services: list[str]) -> dict[str, ImageRef]:
+    """The registry's digest of each service's `tag` now (a tag re-pushed since the plan gives another digest)."""
+    return _refs(_images(tag, services))
+
+
+def _images(tag: str, names: list[str]) -> dict[str, ImagePlan]:
+    rt = runtime()
+    registry_api = rt.settings.registry_api(rt.policy)
+    return {name: ImagePlan(name, rt.policy.service(name).repository, tag,
+                            resolve_digest(rt.http, registry_api, rt.policy.service(name).repository, tag), rt.policy.registry)
+            for name in names}
+
+
+def _refs(images: dict[str, ImagePlan]) -> dict[str, ImageRef]:
+    return {name: ImageRef(by_digest=i.by_digest, by_tag=i.by_tag, digest=i.digest) for name, i in images.items()}

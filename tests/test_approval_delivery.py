@@ -14,8 +14,7 @@ import respx
 from pydantic import SecretStr
 
 from delivery.approval_codes import ApprovalEvidence, issue_code
-from delivery.approval_delivery import (POST_MESSAGE_URL, CodeDelivery, CodeMessage, deliver_codes, earlier_digests,
-                                        evidence_summary, used_code_ids)
+from delivery.approval_delivery import POST_MESSAGE_URL, CodeDelivery, CodeMessage, deliver_codes, evidence_summary
 from delivery.audit import AuditLog
 from delivery.notify.credentials import Credentials
 from delivery.policy.models import ApproverChannel
@@ -169,19 +168,3 @@ def test_no_code_token_or_password_in_reprs_reasons_or_logs(slack, smtp_server, 
         assert secret not in shown
 
 
-def test_used_code_ids_and_earlier_digests_come_from_the_runs_answers(tmp_path):
-    log = AuditLog(tmp_path / "audit.jsonl")
-    log.append("deployment_initiated", "dev.kim", "v1.2.0", flow_run_id=RUN)
-    log.append("approval_refused", "lead.choi", "v1.2.0", flow_run_id=RUN, reason="wrong", code_id="aaaaaaaaaaaa",
-               evidence_digest="d1")
-    log.append("approval_granted", "lead.choi", "v1.2.0", flow_run_id=RUN, code_id="bbbbbbbbbbbb", evidence_digest="d1")
-    log.append("approval_granted", "ops.lee", "v1.2.0", flow_run_id=RUN, code_id="cccccccccccc", evidence_digest="d2")
-    log.append("approval_granted", "ops.kang", "v1.1.0", flow_run_id="another-run", code_id="dddddddddddd",
-               evidence_digest="d9")
-    log.append("approval_granted", "policy", "v1.2.0", flow_run_id=RUN, reason="hotfix rule")
-
-    records = log.records()
-
-    assert used_code_ids(records, RUN) == {"bbbbbbbbbbbb", "cccccccccccc"}
-    assert earlier_digests(records, RUN) == {"d1", "d2"}
-    assert used_code_ids(records, "no-such-run") == set()

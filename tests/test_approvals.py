@@ -70,11 +70,12 @@ def test_rollback_needs_one_from_devops_or_tech_leads_and_no_override_path():
 
 @pytest.mark.parametrize(
     "security_patch, severity, expected",
-    [(True, "high", "security patch"), (False, "critical", "critical severity"), (False, "high", None)],
+    [(True, "high", ("security patch", "approvals.hotfix.auto_approve_security_patch")),
+     (False, "critical", ("critical severity", "approvals.hotfix.auto_approve_critical_severity")), (False, "high", None)],
 )
-def test_hotfix_auto_approval(security_patch, severity, expected):
-    reason = hotfix_auto_approves(POLICY, security_patch, severity)
-    assert (reason is None) if expected is None else expected in reason
+def test_hotfix_auto_approval_names_the_rule(security_patch, severity, expected):
+    automatic = hotfix_auto_approves(POLICY, security_patch, severity)
+    assert (automatic is None) if expected is None else (expected[0] in automatic.reason and automatic.rule == expected[1])
 
 
 def test_initiator_may_approve_when_policy_allows():

@@ -165,8 +165,8 @@ def _approvals(p: Policy) -> str:
         + (f" (automatic when {' or '.join(auto)})" if auto else "")
         + f"; emergency override: {rule(a.emergency_override)}; rollback: {rule(a.rollback)}; "
         f"initiator may {'' if a.initiator_may_approve else 'not '}approve; "
-        + _unenforced(f"the tag's commit author may {'' if a.commit_author_may_approve else 'not '}approve")
-        + f"; {_unenforced(_code_channels(a))}; timeout {fd(a.timeout)}"
+        f"the tag's commit author may {'' if a.commit_author_may_approve else 'not '}approve; "
+        f"{_code_channels(a)}; timeout {fd(a.timeout)}"
     )
 
 

@@ -2,7 +2,7 @@
 driven by Playwright.
 
 `approval_form` walks from the runs list to a paused run's Resume dialog and reads the form it renders from
-the run input's JSON schema, without submitting it. `start_run_from_ui` starts a deployment's run with its
+the run input's JSON schema; given an answer, it types it in and submits it, as an approver does. `start_run_from_ui` starts a deployment's run with its
 Run > Custom run form, rendered from the deployment's parameter schema. Selectors are the classic UI's
 (served at `/runs`): the list row `.flow-run-list-item`, the `.state-badge` tags, the modal `[role=dialog]`,
 the run form `form.flow-run-create-form-v2`, their `.schema-form-property` blocks, and the toast
@@ -27,18 +27,20 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 STEP_TIMEOUT_MS = 60_000  # per wait: the Vue SPA's first load takes seconds on a 2-core machine
-FORM_FIELDS = ("approver", "approve", "comment")
+FORM_FIELDS = ("approver", "code", "approve", "comment")
 
 
 def approval_form(ui_url: str, flow_run_id: str, screenshot: Path, expected_fields: tuple[str, ...] = FORM_FIELDS,
-                  auth_string: str | None = None) -> dict:
+                  auth_string: str | None = None, answer: dict[str, str] | None = None) -> dict:
     """Open the paused run's Resume form from the runs list, logging in with `auth_string` ("user:password")
     when the server asks for it; return what the form shows and save a PNG of it.
 
     Returns {"run_name", "list_state", "state", "run_url", "title", "description", "labels", "fields"}, where
     `fields` maps a field name (from its label: "Approve (Optional)" -> "approve") to its label, description
     and current value (text, or True/False for a toggle). Raises AssertionError, saying what the page showed,
-    when the run, its Resume button or an expected field is missing. Never submits the form.
+    when the run, its Resume button or an expected field is missing. With `answer` (field name -> text), types
+    each into its field's text box after reading the form, saves the PNG of the filled form, submits it and waits
+    for the dialog to close; without, never submits.
     """
     screenshot.parent.mkdir(parents=True, exist_ok=True)
     with _ui_page(ui_url, "/runs", auth_string) as page:
@@ -78,10 +80,27 @@ def approval_form(ui_url: str, flow_run_id: str, screenshot: Path, expected_fiel
                 "description": _text(prop.locator(".schema-form-property__description")),
                 "value": _value(prop),
             }
-        page.screenshot(path=str(screenshot))
+        if answer:
+            _submit_answer(page, dialog, {_field_name(p.locator(".schema-form-property__label").inner_text()): p
+                                          for p in properties.all()}, answer, screenshot)
+        else:
+            page.screenshot(path=str(screenshot))
     missing = [name for name in expected_fields if name not in result["fields"]]
     assert not missing, f"Resume form of {run_name} lacks {missing}; it shows {result['labels']} (see {screenshot})"
     return result
+
+
+def _submit_answer(page: Page, dialog: Locator, fields: dict[str, Locator], answer: dict[str, str], screenshot: Path) -> None:
+    """Type `answer` into the dialog's fields, save the PNG, submit; AssertionError when the dialog stays open."""
+    for name, value in answer.items():
+        assert name in fields, f"the Resume form has no field {name!r}; it shows {list(fields)}"
+        fields[name].locator("textarea, input:not([type=checkbox])").first.fill(value)
+    page.screenshot(path=str(screenshot))
+    dialog.get_by_role("button", name=re.compile(r"^(Submit|Resume)$")).last.click()
+    try:
+        dialog.wait_for(state="hidden", timeout=STEP_TIMEOUT_MS)
+    except PlaywrightTimeout:
+        raise AssertionError(f"the Resume dialog stayed open after Submit: {_text(dialog)} (see {screenshot})") from None
 
 
 def start_run_from_ui(ui_url: str, deployment_id: str, parameters: dict[str, str], screenshot: Path,

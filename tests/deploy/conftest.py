@@ -24,6 +24,7 @@ import yaml
 from delivery.sandbox.endpoints import Endpoints
 from delivery.sandbox.process import end_with_parent, sandbox_process
 from tests.conftest import REPO
+from tests.mail import approval_code
 from tests.release.conftest import fast_policy_data, fast_scenario, reports_root, worker_settings
 
 # PostgreSQL as .ci/run starts it: the Debian cluster, reached by root over its Unix socket (peer auth)
@@ -52,6 +53,11 @@ class Stack:
     def log(self, name: str) -> str:
         path = self.logs / f"{name}.log"
         return path.read_text(errors="replace") if path.exists() else ""
+
+    def code(self, approver: str, flow_run_id: str) -> str:
+        """The approval code the worker mailed `approver` for the run ('' when it sent them none)."""
+        work = self.logs.parent
+        return approval_code(approver, flow_run_id, work / "audit.jsonl", work / "policy.yaml")
 
 
 def free_port() -> int:

@@ -34,6 +34,7 @@ from delivery.release.record import ReleaseRecord, ReleaseRecords
 from delivery.sandbox.process import sandbox_process
 from tests.conftest import REPO
 from tests.deploy.conftest import base_env, free_port, postgres_database, process, stack_reports, wait_healthy
+from tests.mail import approval_code
 from tests.release.conftest import fast_policy_data, worker_settings
 from tests.release.driver import serve_in_thread
 from tests.waiting import wait_until
@@ -142,7 +143,8 @@ def approve(chaos: ChaosStack, flow_run_id: str) -> None:
     for approver in ("demo-lead", "demo-ops"):
         run, pause = chaos.api.wait_for(flow_run_id, 180, after_key=answered)
         assert pause is not None, f"{run['name']} ended {run['state']['type']}: {run['state'].get('message')}"
-        chaos.api.resume(flow_run_id, {"approver": approver, "approve": True, "comment": "chaos"})
+        code = approval_code(approver, flow_run_id, chaos.work / "audit.jsonl", chaos.work / "policy.yaml")
+        chaos.api.resume(flow_run_id, {"approver": approver, "code": code, "approve": True, "comment": "chaos"})
         answered = pause.key
 
 

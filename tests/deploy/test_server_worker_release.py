@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime
+from datetime import datetime, timezone
 
 import pytest
 
@@ -61,12 +61,13 @@ def wait_until_final(api: PrefectRest, flow_run_id: str) -> dict:
     return run
 
 
-def approve(stack: Stack, api: PrefectRest, tag: str, flow_run_id: str, *answers: tuple[str, str]) -> None:
-    """Answer each approval pause in turn with `tripgen-release approve`."""
-    key = None
+def approve(stack: Stack, api: PrefectRest, tag: str, flow_run_id: str, *answers: tuple[str, str], after: str | None = None) -> None:
+    """Answer each approval pause after the one keyed `after` in turn with `tripgen-release approve` and its code."""
+    key = after
     for approver, expected in answers:
         key = wait_for_approval(api, flow_run_id, after_key=key)
-        answered = stack.cli("approve", tag, "--as", approver, "--comment", "checked the staging report")
+        answered = stack.cli("approve", tag, "--as", approver, "--code", stack.code(approver, flow_run_id),
+                             "--comment", "checked the staging report")
         assert answered.returncode == 0 and expected in answered.stdout, answered.stdout + answered.stderr
 
 
@@ -173,19 +174,25 @@ def test_a_second_release_touches_nothing_until_the_paused_one_ends(stack: Stack
     never_within(past_the_lock, LOCK_WATCH_SECONDS, "the second release got past the lock the paused one holds",
                  interval=0.5)
 
-    shown = approval_form(stack.ui_url, first, stack.logs / "approval-form.png", auth_string=stack.auth_string)
-    assert shown["run_name"] == "release-v1.3.0" and shown["state"] == "Paused"
-    assert {"approver", "approve", "comment"} <= set(shown["fields"]) and shown["fields"]["approve"]["value"] is True
-    assert "v1.3.0" in shown["description"] and (stack.logs / "approval-form.png").stat().st_size > 0
     assert images(stack, "staging") == released("v1.3.0") and images(stack, "production") == before_production
+    # demo-lead answers in the UI's Resume form with the code the worker mailed them; demo-ops with the CLI
+    first_key, since = wait_for_approval(api, first), datetime.now(timezone.utc)
+    typed = {"approver": "demo-lead", "code": stack.code("demo-lead", first), "comment": "checked in the UI"}
+    shown = approval_form(stack.ui_url, first, stack.logs / "approval-form.png", auth_string=stack.auth_string, answer=typed)
+    assert shown["run_name"] == "release-v1.3.0" and shown["state"] == "Paused"
+    assert {"approver", "code", "approve", "comment"} <= set(shown["fields"]) and shown["fields"]["approve"]["value"] is True
+    assert "v1.3.0" in shown["description"] and (stack.logs / "approval-form.png").stat().st_size > 0
+    wait_until(lambda: any("approved by demo-lead; 1 more needed" in e["message"] for e in api.logs(first, since=since)), 60,
+               "the flow to accept demo-lead's answer from the UI")
 
-    approve(stack, api, "v1.3.0", first, ("demo-lead", "1 more needed"), ("demo-ops", "approved by demo-ops"))
+    approve(stack, api, "v1.3.0", first, ("demo-ops", "approved by demo-ops"), after=first_key)
     assert wait_until_final(api, first)["state"]["type"] == "COMPLETED"
     assert images(stack, "production") == released("v1.3.0")
 
     wait_for_approval(api, second)  # the second release now ran staging and asks for approval
     assert images(stack, "staging") == released("v1.4.0")
-    rejected = stack.cli("approve", "v1.4.0", "--as", "demo-lead", "--reject", "--comment", "hold until Monday")
+    rejected = stack.cli("approve", "v1.4.0", "--as", "demo-lead", "--code", stack.code("demo-lead", second), "--reject",
+                         "--comment", "hold until Monday")
     assert rejected.returncode == 0 and "rejected by demo-lead" in rejected.stdout, rejected.stdout + rejected.stderr
     assert wait_until_final(api, second)["state"]["type"] == "FAILED"
     assert images(stack, "production") == released("v1.3.0")

@@ -161,7 +161,7 @@ def test_an_approver_in_no_group_is_named_at_their_line(tmp_path):
 def test_a_slack_member_id_is_a_channel(tmp_path):
     result = _run_check(tmp_path, _broken(lambda d: d["approvals"]["approver_channels"].update({"ops.lee": {"slack": "U024BE7LH"}})))
     assert result.exit_code == 0, result.output
-    assert "approval codes to 6 approver(s) by e-mail and 1 by Slack DM (not enforced)" in result.output
+    assert "approval codes to 6 approver(s) by e-mail and 1 by Slack DM" in result.output
 
 
 def test_every_problem_is_listed_not_just_the_first(tmp_path):

@@ -17,6 +17,7 @@ from delivery.sandbox.endpoints import Endpoints
 from delivery.sandbox.images import manifest_digest
 from delivery.sandbox.scenario import DEFAULT_SCENARIO
 from tests.conftest import REPO
+from tests.mail import approval_settings
 from tests.release.driver import PrefectApi, start_in_background
 from delivery.sandbox.process import sandbox_process
 
@@ -109,7 +110,7 @@ def worker_settings(work: Path, policy_file: Path, endpoints: Endpoints, reports
         "RUN_TRIVY": "false",
         **more,
     }
-    return {f"TRIPGEN_{key}": value for key, value in settings.items()}
+    return {**approval_settings(), **{f"TRIPGEN_{key}": value for key, value in settings.items()}}
 
 
 def set_fault(endpoints: Endpoints, **body) -> dict:

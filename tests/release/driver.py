@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 
 import uvicorn
 
 from delivery.prefect_rest import PrefectRest
+from tests.mail import approval_code
 
 
 @dataclass
@@ -83,10 +86,14 @@ class PrefectApi:
             time.sleep(0.2)
         raise AssertionError(f"{run.name} did not pause within {timeout}s")
 
-    def approve(self, run: BackgroundRun, approver: str, approve: bool = True, comment: str = "", after_key: str | None = None) -> str:
-        """Wait for the next pause and resume it with the form's values; returns the pause key answered."""
+    def approve(self, run: BackgroundRun, approver: str, approve: bool = True, comment: str = "", after_key: str | None = None,
+                code: str | None = None) -> str:
+        """Wait for the next pause and resume it with the form's values, `code` by default the one mailed to
+        `approver` for this run (as they would type it); returns the pause key answered."""
         paused = self.wait_for_pause(run, after_key)
-        run_input = {"approver": approver, "approve": approve, "comment": comment}
+        if code is None:
+            code = approval_code(approver, paused["id"], Path(os.environ["TRIPGEN_AUDIT_LOG"]), Path(os.environ["TRIPGEN_POLICY"]))
+        run_input = {"approver": approver, "code": code, "approve": approve, "comment": comment}
         response = self.http.post(f"/flow_runs/{paused['id']}/resume", json={"run_input": run_input})
         assert response.status_code == 201 and response.json()["status"] == "ACCEPT", response.text
         return paused["state"]["state_details"]["pause_key"]

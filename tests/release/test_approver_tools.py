@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import yaml
 from click.testing import CliRunner
 
 from delivery.cli import cli
 from tests.release.conftest import release_run
+from tests.mail import approval_code
+
+
+def code(approver: str, flow_run_id: str) -> str:
+    return approval_code(approver, flow_run_id, Path(os.environ["TRIPGEN_AUDIT_LOG"]), Path(os.environ["TRIPGEN_POLICY"]))
 
 
 def test_approve_and_status_through_the_rest_api(prefect_api, sandbox, cluster, tmp_path):
@@ -24,20 +31,24 @@ def test_approve_and_status_through_the_rest_api(prefect_api, sandbox, cluster, 
     user_service = next(line.split() for line in shown.output.splitlines() if line.strip().startswith("user-service "))
     assert user_service[:4] == ["user-service", "blue", "canary", "0%"] and user_service[4].endswith(":v1.0.0")
 
-    answered = runner.invoke(cli, ["approve", "v1.2.0", "--as", "demo-lead", "--comment", "fine", *api])
+    run_id = prefect_api.flow_run(run)["id"]
+    lead_code = code("demo-lead", run_id)
+    answered = runner.invoke(cli, ["approve", "v1.2.0", "--as", "demo-lead", "--code", lead_code, "--comment", "fine", *api])
     assert answered.exit_code == 0, answered.output
     assert "answered approval-1 as demo-lead" in answered.output and "approved by demo-lead; 1 more needed" in answered.output
 
     prefect_api.wait_for_pause(run, after_key=first["state"]["state_details"]["pause_key"])
-    again = runner.invoke(cli, ["approve", "v1.2.0", "--as", "demo-lead", *api])
-    assert "demo-lead has already approved" in again.output
+    again = runner.invoke(cli, ["approve", "v1.2.0", "--as", "demo-lead", "--code", lead_code, *api])
+    assert "approval refused: demo-lead's code was used before: each code counts once" in again.output
 
     prefect_api.wait_for_pause(run, after_key="approval-2")
-    rejected = runner.invoke(cli, ["approve", prefect_api.flow_run(run)["id"], "--as", "demo-ops", "--reject", "--comment", "not today", *api])
+    link = f"http://prefect.example/runs/flow-run/{run_id}"  # the link in the code's mail
+    rejected = runner.invoke(cli, ["approve", link, "--as", "demo-ops", "--code", code("demo-ops", run_id), "--reject",
+                                   "--comment", "not today", *api])
     assert "rejected by demo-ops: not today" in rejected.output
     assert run.join(60).is_failed()
 
-    finished = runner.invoke(cli, ["approve", "v1.2.0", "--as", "demo-ops", *api])
+    finished = runner.invoke(cli, ["approve", "v1.2.0", "--as", "demo-ops", "--code", "ABCD", *api])
     assert finished.exit_code == 1 and "is not waiting for approval" in finished.output
 
 
@@ -59,7 +70,7 @@ def test_status_without_a_cluster_says_how_to_read_the_traffic(prefect_api, monk
 
 def test_an_unreachable_prefect_api_is_one_line_naming_it():
     closed = "http://127.0.0.1:9/api"
-    for args in (["status"], ["approve", "v1.2.0", "--as", "demo-lead"]):
+    for args in (["status"], ["approve", "v1.2.0", "--as", "demo-lead", "--code", "ABCD"]):
         result = subprocess.run([sys.executable, "-m", "delivery.cli", *args, "--api-url", closed], capture_output=True, text=True, timeout=120)
         assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
         assert result.stderr.startswith("tripgen-release: cannot reach http://127.0.0.1:9/api/") and "PREFECT_API_URL" in result.stderr

@@ -52,7 +52,7 @@ def test_refused_answers_are_asked_again_and_a_rejection_ends_the_release(prefec
     assert refusals == [
         "mallory is not a member of tech-leads, devops-team, security-team",
         "demo-dev started this release and cannot approve or reject it",
-        "demo-lead has already approved; a second approver is needed",
+        "demo-lead's code was used before: each code counts once",  # the same code, the same person, twice
     ]
     assert live(cluster, "user-service") == ("blue", BASE_IMAGE.format(service="user-service"))
 

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 from datetime import datetime
+from pathlib import Path
 
 import httpx
 import pytest
@@ -15,6 +16,7 @@ from delivery.kube import Routing, connect
 from delivery.kube.configmaps import JsonConfigMaps
 from delivery.release.record import ReleaseRecords
 from tests.conftest import REPO
+from tests.mail import approval_code
 from tests.release.conftest import audit_records, digest_image, live, release_run, set_fault
 from tests.release.test_canary import CANARY_POLICY, approve_twice
 from tests.waiting import wait_until
@@ -164,7 +166,9 @@ def test_a_rerun_after_a_crash_is_refused_until_recovered_and_never_deploys_into
         answered = None
         for approver in ("demo-lead", "demo-ops"):
             paused = wait_until(lambda: pause_other_than(prefect_api, runs[0]["id"], answered), 120, "an approval pause")
-            prefect_api.http.post(f"/flow_runs/{runs[0]['id']}/resume", json={"run_input": {"approver": approver, "approve": True}})
+            code = approval_code(approver, runs[0]["id"], tmp_path / "audit.jsonl", Path(os.environ["TRIPGEN_POLICY"]))
+            answer = {"approver": approver, "code": code, "approve": True}
+            prefect_api.http.post(f"/flow_runs/{runs[0]['id']}/resume", json={"run_input": answer})
             answered = paused
         wait_until(lambda: events(tmp_path, "traffic_switched"), 120, "the switch to green")
     finally:

@@ -99,12 +99,12 @@ def run_step(step: dict, cwd, context: dict[str, str], output) -> None:
     print(done.stdout)
 
 
-def test_the_workflow_passes_the_tags_commit_time(deployment, tmp_path, capsys):
+def test_the_workflow_passes_the_tags_commit_time_and_author(deployment, tmp_path, capsys):
     """Its steps after checkout and install, in a clone whose v1.2.0 was committed at 08:00 +09:00; the trigger starts
     the run without following it (no worker here)."""
     clone = tagged_repo(tmp_path / "clone", datetime(2026, 11, 26, tzinfo=timezone(timedelta(hours=9))))
     steps = {step.get("name"): step for step in YAML(typ="safe").load(WORKFLOW.read_text())["jobs"]["release"]["steps"]}
-    read, start = steps["Read the tag's commit time"], steps["Start and follow the release"]
+    read, start = steps["Read the tag's commit time and author"], steps["Start and follow the release"]
     context = {"github.ref_name": "v1.2.0", "github.actor": "octocat", "vars.PREFECT_API_URL": os.environ["PREFECT_API_URL"],
                "secrets.PREFECT_API_KEY": "", "secrets.PREFECT_API_AUTH_STRING": ""}
     run_step(read, clone, context, tmp_path / "read-output")
@@ -112,4 +112,5 @@ def test_the_workflow_passes_the_tags_commit_time(deployment, tmp_path, capsys):
     context |= {f"steps.{read['id']}.outputs.{name}": value for name, value in outputs.items()}
     run_step({**start, "run": start["run"].rstrip() + " --no-follow"}, REPO, context, tmp_path / "start-output")
     run = deployment.flow_run(capsys.readouterr().out.strip().rsplit("/", 1)[-1])
-    assert run["parameters"] == {"tag": "v1.2.0", "initiator": "octocat", "commit_time": "2026-11-26T08:00:00+09:00"}
+    assert run["parameters"] == {"tag": "v1.2.0", "initiator": "octocat", "commit_time": "2026-11-26T08:00:00+09:00",
+                                 "commit_author": "dev@example.com"}
