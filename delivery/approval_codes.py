@@ -8,7 +8,7 @@ import binascii
 import hashlib
 import hmac
 import json
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Literal
@@ -20,6 +20,7 @@ from delivery.release.state import CheckRow, GateResult, ReleasePlan, RollbackPl
 from delivery.settings import Settings
 
 KEY_SETTING = "TRIPGEN_APPROVAL_CODE_KEY"
+KEY_BLOCK = "tripgen-approval-code-key"  # the Prefect Secret block read first, as the notification credentials are
 MIN_KEY_CHARS = 32
 MAKE_KEY = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
 _SIGNED_AS = "tripgen-approval-code/1"  # versions the signed text: a new layout never matches an old code
@@ -91,12 +92,15 @@ class CodeCheck:
         return self.outcome == "accepted"
 
 
-def approval_key(settings: Settings) -> bytes:
-    """The HMAC key from TRIPGEN_APPROVAL_CODE_KEY (a Prefect Secret block is not read yet: the flows' wiring adds it)."""
-    secret = settings.approval_code_key.get_secret_value().strip() if settings.approval_code_key else ""
+def approval_key(settings: Settings, secret_blocks: Callable[[str], str | None] = lambda _name: None) -> bytes:
+    """The HMAC key: the Prefect Secret block `tripgen-approval-code-key` (read by `secret_blocks`), else
+    TRIPGEN_APPROVAL_CODE_KEY."""
+    from_block = (secret_blocks(KEY_BLOCK) or "").strip()
+    secret = from_block or (settings.approval_code_key.get_secret_value().strip() if settings.approval_code_key else "")
     if not secret:
         raise ApprovalKeyError(f"{KEY_SETTING} is not set: approval codes are signed with it; make one with "
-                               f"{MAKE_KEY} and set it in the release worker's environment")
+                               f"{MAKE_KEY} and set it in the release worker's environment or as the Prefect "
+                               f"Secret block {KEY_BLOCK}")
     if len(secret) < MIN_KEY_CHARS:
         raise ApprovalKeyError(f"{KEY_SETTING} has {len(secret)} characters, fewer than {MIN_KEY_CHARS}: "
                                f"make a longer one with {MAKE_KEY}")

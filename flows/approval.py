@@ -19,6 +19,7 @@ from delivery.approval_codes import ApprovalEvidence, approval_key
 from delivery.approval_delivery import CODE_ID, EVIDENCE_DIGEST, CodeMessage, deliver_codes
 from delivery.approval_proof import RoundProof, eligible_approvers
 from delivery.approvals import Answer, ApprovalRound, Kind
+from delivery.notify.credentials import PrefectSecrets
 from delivery.policy.models import Approvals
 from delivery.release.describe import approval_status
 from delivery.release.runtime import runtime
@@ -43,7 +44,7 @@ def collect_approvals(policy: Approvals, kind: Kind, initiator: str, tag: str, c
     log = get_run_logger()
     approvals = ApprovalRound(policy, kind, initiator, commit_author)
     deadline = datetime.now(timezone.utc) + policy.timeout
-    proof = RoundProof(approval_key(runtime().settings), str(flow_run.id), f"{kind}-approval", deadline,
+    proof = RoundProof(approval_key(runtime().settings, PrefectSecrets()), str(flow_run.id), f"{kind}-approval", deadline,
                        eligible_approvers(policy, approvals.eligible_groups(), initiator, commit_author))
     send_codes(proof, evidence(), tag)
     numbers = {"approvals needed": approvals.rule.approvers, "from": ", ".join(approvals.eligible_groups()), "initiator": initiator}

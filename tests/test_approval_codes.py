@@ -241,6 +241,13 @@ def test_the_key_comes_from_TRIPGEN_APPROVAL_CODE_KEY(monkeypatch):
     assert approval_key(Settings()) == b"x" * 43
 
 
+def test_a_prefect_secret_block_comes_before_the_environment(monkeypatch):
+    monkeypatch.setenv("TRIPGEN_APPROVAL_CODE_KEY", "x" * 43)
+    blocks = {"tripgen-approval-code-key": "b" * 40}
+    assert approval_key(Settings(), blocks.get) == b"b" * 40
+    assert approval_key(Settings(), {}.get) == b"x" * 43  # no such block: the environment
+
+
 @pytest.mark.parametrize("value", [None, "", "   "])
 def test_a_missing_key_names_the_setting_and_how_to_make_one(monkeypatch, value):
     monkeypatch.delenv("TRIPGEN_APPROVAL_CODE_KEY", raising=False)
