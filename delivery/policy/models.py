@@ -488,6 +488,14 @@ class Compliance(Strict):
     report_recipients: list[EmailAddress] = Field(default=["compliance@tripgen.com", "audit@tripgen.com"], min_length=1)
 
 
+class DisasterRecovery(Strict):
+    """R-DR-1, R-DR-2: the recovery objectives and the database failover bound the DR drill is judged by."""
+
+    rto: PositiveDuration = Field(default=_d("30m"), description="failure -> the DR side serving healthy responses")
+    rpo: PositiveDuration = Field(default=_d("15m"), description="the last write committed before the failure -> the DR copy")
+    database_failover: PositiveDuration = Field(default=_d("60s"), description="primary lost -> the standby accepts writes")
+
+
 # --- the whole policy -------------------------------------------------------------------
 
 
@@ -522,6 +530,7 @@ class Policy(Strict):
     alerting: dict[Literal["critical", "high", "medium", "low"], AlertRoute] = Field(default_factory=_default_routes)
     kpi: Kpi = Kpi()
     compliance: Compliance = Compliance()
+    disaster_recovery: DisasterRecovery = DisasterRecovery()
     metric_templates: dict[str, MetricTemplate] = Field(default_factory=_default_templates)
 
     @field_validator("metric_templates", mode="before")
