@@ -6,6 +6,7 @@ from prefect import get_run_logger, task
 from prefect.runtime import flow_run
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
 
+from delivery.kube.metrics import PodResources
 from delivery.release.retrying import LOCAL_STEP
 from delivery.release.runtime import runtime
 from delivery.release.state import WatchResult
@@ -41,7 +42,9 @@ def watch_service(environment: str, service: str, workload: str, version: str, r
             log.info("check %d of %s: %s requests, %s 5xx, p95 %ss", check.number, service, check.requests, check.errors, check.response_time_seconds)
 
     target = WatchTarget(env.namespace, service, workload, version)
-    tally = run_watch(rt.prometheus, policy, target, env.watch, on_check, STOP_SIGNALS.get(stop))
+    selector = rt.deployments.selector_of(env.namespace, workload)
+    pods = lambda: PodResources(rt.kube).sample(env.namespace, selector)  # noqa: E731
+    tally = run_watch(rt.prometheus, policy, target, env.watch, on_check, STOP_SIGNALS.get(stop), pods)
     failing = tally.must_roll_back
     if failing:
         STOP_SIGNALS.get(stop).set()

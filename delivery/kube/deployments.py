@@ -84,6 +84,11 @@ class Deployments:
                 return RolloutResult(False, True, f"timed out after {timeout:g}s: {state.message}")
             self.conn.sleep(poll)
 
+    def selector_of(self, namespace: str, name: str) -> dict[str, str]:
+        """The labels of the Deployment's pods (its spec.selector.matchLabels)."""
+        deployment = self.conn.call(self.conn.apps.read_namespaced_deployment, name, namespace)
+        return dict(deployment.spec.selector.match_labels or {})
+
     def revisions(self, namespace: str, name: str) -> dict[int, dict]:
         """Revision number -> pod template of each ReplicaSet the Deployment owns."""
         deployment = self.conn.call(self.conn.apps.read_namespaced_deployment, name, namespace)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Literal
 
+from delivery.kube.metrics import ResourceSample, mebibytes
 from delivery.metrics.prometheus import PrometheusClient, Reading
 from delivery.metrics.templates import QueryTarget, render_query
 from delivery.policy.models import Policy
@@ -28,6 +29,7 @@ class Check:
     reason: str
     error_rate_percent: float | None = None
     error_rate_low_percent: float | None = None
+    resources: ResourceSample | None = None  # the workload's pods at this check (R-MON)
 
     def row(self) -> dict:
         rate = "" if self.error_rate_percent is None else f"{self.error_rate_percent:.3g} (≥ {self.error_rate_low_percent:.3g})"
@@ -37,9 +39,35 @@ class Check:
             "5xx": str(self.errors),
             "5xx rate %": rate,
             "response time s": str(self.response_time_seconds),
+            **resource_cells(self.resources),
             "verdict": self.verdict,
             "reason": self.reason,
         }
+
+
+def resource_cells(sample: ResourceSample | None) -> dict[str, str]:
+    """The pods' CPU and memory (each pod: use, and memory of its limit) and restarts, for a check's row."""
+    if sample is None:
+        return {"cpu": "", "memory": "", "restarts": ""}
+    if sample.unreadable:
+        cpu = memory = f"unreadable: {sample.unreadable}"
+    else:
+        cpu = " ".join("?" if p.cpu_millicores is None else f"{p.cpu_millicores:.0f}m" for p in sample.pods)
+        memory = " ".join(f"{mebibytes(p.memory_bytes)}/{mebibytes(p.memory_limit_bytes)}" for p in sample.pods)
+    return {"cpu": cpu, "memory": memory, "restarts": " ".join(str(p.restarts) for p in sample.pods)}
+
+
+def resource_problems(sample: ResourceSample, restarts_before: dict[str, int]) -> str | None:
+    """Why the pods fail the watch: a pod over its memory limit, or restarted since the watch began; None if neither."""
+    problems = []
+    for pod in sample.pods:
+        if pod.over_limit:
+            problems.append(f"{pod.pod} uses {mebibytes(pod.memory_bytes)} of memory, over its limit "
+                            f"{mebibytes(pod.memory_limit_bytes)}")
+        if (restarted := pod.restarts - restarts_before.get(pod.pod, 0)) > 0:
+            why = f", last terminated {pod.last_termination}" if pod.last_termination else ""
+            problems.append(f"{pod.pod} restarted {restarted} time(s) during the watch{why}")
+    return "; ".join(problems) or None
 
 
 def judge_check(number: int, requests: Reading, errors: Reading, response_time: Reading, policy: Policy, looks: int = 1) -> Check:
@@ -119,6 +147,15 @@ class WatchTarget:
     version: str = ".*"
 
 
+def with_resources(check: Check, sample: ResourceSample, restarts_before: dict[str, int]) -> Check:
+    """The check with the pods' resources in its row; a pod over its memory limit or restarted rolls back (R-MON)."""
+    problem = resource_problems(sample, restarts_before)
+    if problem is None:
+        return replace(check, resources=sample)
+    reason = problem if check.verdict in ("ok", "alert", "inconclusive") else f"{check.reason} and {problem}"
+    return replace(check, resources=sample, verdict="rollback", reason=reason)
+
+
 def read_check(number: int, prometheus: PrometheusClient, policy: Policy, target: WatchTarget, looks: int = 1) -> Check:
     """Query the watch's two templates for `target` and judge them."""
     query_target = QueryTarget(
@@ -141,17 +178,22 @@ def run_watch(
     duration: timedelta,
     on_check: Callable[[Check, float], None],
     stop: threading.Event | None = None,
+    resources: Callable[[], ResourceSample] | None = None,
 ) -> WatchTally:
-    """Check every `watch.interval` for `duration`; stop early when a rollback is due or `stop` is set (cancelled)."""
+    """Check every `watch.interval` for `duration`; stop early when a rollback is due or `stop` is set (cancelled).
+    With `resources`, each check also reads the workload's pods: restarts count from the watch's start."""
     interval = policy.watch.interval.total_seconds()
     total = max(1, round(duration.total_seconds() / interval))
     tally = WatchTally(policy.watch.tolerated_failed_checks)
     stop = stop or threading.Event()
+    restarts_before = {pod.pod: pod.restarts for pod in resources().pods} if resources else {}
     for number in range(1, total + 1):
         if stop.wait(interval):
             tally.cancelled = True
             break
         check = read_check(number, prometheus, policy, target, looks=total)
+        if resources:
+            check = with_resources(check, resources(), restarts_before)
         tally.add(check)
         on_check(check, 100 * number / total)
         if tally.must_roll_back:

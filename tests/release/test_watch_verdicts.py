@@ -74,3 +74,48 @@ def test_more_looks_need_stronger_evidence():
     assert per_look_confidence(95, 30) == pytest.approx(99.8333, abs=1e-3)
     assert judge_check(1, _r(150), _r(3), _r(0.1), POLICY, looks=1).verdict == "rollback"
     assert judge_check(1, _r(150), _r(3), _r(0.1), POLICY, looks=30).verdict != "rollback"
+
+
+# --- R-MON: the pods' CPU, memory and restarts in each check -------------------------------------
+
+GI = 2**30
+
+
+def _pods(*pods):
+    from delivery.kube.metrics import PodUsage, ResourceSample
+
+    return ResourceSample(tuple(PodUsage(name, cpu, memory, GI, restarts, why) for name, cpu, memory, restarts, why in pods))
+
+
+def _ok_check():
+    return judge_check(1, _r(10_000), _r(5), _r(0.12), POLICY)
+
+
+def test_a_pod_over_its_memory_limit_or_restarted_during_the_watch_rolls_back():
+    from delivery.release.watch import with_resources
+
+    healthy = with_resources(_ok_check(), _pods(("a", 250, 0.5 * GI, 1, None)), {"a": 1})
+    assert healthy.verdict == "ok" and healthy.row()["memory"] == "512Mi/1024Mi" and healthy.row()["cpu"] == "250m"
+    leaky = with_resources(_ok_check(), _pods(("a", 250, 1.25 * GI, 1, None)), {"a": 1})
+    assert leaky.verdict == "rollback" and leaky.reason == "a uses 1280Mi of memory, over its limit 1024Mi"
+    restarted = with_resources(_ok_check(), _pods(("a", 250, 0.5 * GI, 3, "OOMKilled"), ("b", 90, 0.4 * GI, 0, None)), {"a": 1})
+    assert restarted.verdict == "rollback"
+    assert restarted.reason == "a restarted 2 time(s) during the watch, last terminated OOMKilled"
+    assert restarted.row()["restarts"] == "3 0"
+
+
+def test_a_5xx_rollback_keeps_its_reason_and_adds_the_pods_problem():
+    from delivery.release.watch import with_resources
+
+    failing = judge_check(1, _r(200), _r(10), _r(0.12), POLICY)
+    both = with_resources(failing, _pods(("a", 250, 1.5 * GI, 0, None)), {})
+    assert both.verdict == "rollback" and both.reason.startswith(failing.reason + " and a uses 1536Mi")
+
+
+def test_unreadable_pod_metrics_leave_the_verdict_to_the_requests_and_say_so():
+    from delivery.kube.metrics import PodUsage, ResourceSample
+    from delivery.release.watch import with_resources
+
+    sample = ResourceSample((PodUsage("a", None, None, GI, 0),), "metrics.k8s.io answered 404 Not Found: is metrics-server installed?")
+    check = with_resources(_ok_check(), sample, {"a": 0})
+    assert check.verdict == "ok" and check.row()["memory"].startswith("unreadable: metrics.k8s.io answered 404")
