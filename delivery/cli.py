@@ -16,6 +16,7 @@ from delivery.policy.loader import PolicyError, load_policy
 from delivery.policy.summary import render_summary
 from delivery.approver_cli import approve, status
 from delivery.audit_report_cli import report
+from delivery.diagnose_cli import diagnose
 from delivery.kpi_cli import kpi
 from delivery.sandbox_cli import sandbox
 from delivery.settings import Settings
@@ -52,6 +53,7 @@ cli.add_command(approve)
 cli.add_command(status)
 cli.add_command(deployments)
 cli.add_command(kpi)
+cli.add_command(diagnose)
 
 
 @cli.command()

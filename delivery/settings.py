@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     def load_policy(self) -> Policy:
         return load_policy(self.policy)
 
+    def diagnostics_dir(self) -> Path:
+        """Where diagnosis bundles are kept (30 days): beside the audit log."""
+        return self.audit_log.parent / "diagnostics"
+
     def alerts_log_path(self) -> Path:
         return self.alerts_log or self.audit_log.with_name("alerts.jsonl")
 

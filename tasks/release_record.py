@@ -12,6 +12,7 @@ from delivery.release.restore import RestoreReport, ServiceRestore
 from delivery.release.retrying import CLUSTER_STEP, LOCAL_STEP
 from delivery.release.runtime import runtime
 from delivery.release.state import ReleasePlan
+from tasks.diagnosis import diagnose_after
 from tasks.notifications import alert, send_alert
 from tasks.retry import transient_only
 
@@ -113,4 +114,5 @@ def restore_production(record: str, reason: str, actor: str, crashed_run: str | 
             title = f"{found.tag} could NOT be fully restored: " + "; ".join(report.left())
         channels = list(dict.fromkeys([*rt.policy.blue_green.notify, *(rt.policy.canary.notify if found.strategy == "canary" else [])]))
         send_alert(alert(found.tag, "critical", title, numbers), channels=channels, open_incident=True)
+        diagnose_after([step.service for step in report.services if step.changed], f"the restore of {found.tag}")
     return report

@@ -10,15 +10,17 @@ import httpx
 
 from delivery.audit import AuditLog
 from delivery.audit_blob import mirror_from_settings
+from delivery.diagnose import Diagnoser
 from delivery.gitops.argocd import ApplicationWaiter
 from delivery.gitops.changes import GitOpsDeployments, GitOpsRouting, GitOpsWriter
 from delivery.gitops.repository import ManifestsRepository
 from delivery.kube import Deployments, Diagnostics, KubeConnection, Routing, connect
 from delivery.kube.aks import connect_aks
 from delivery.kube.configmaps import JsonConfigMaps
+from delivery.kube.metrics import PodResources
 from delivery.metrics.prometheus import PrometheusClient
 from delivery.metrics.pushgateway import ReleaseMetrics
-from delivery.migrations.release import ReleaseMigrations
+from delivery.migrations.release import ReleaseMigrations, database_dsn
 from delivery.notify import Credentials, build_dispatcher, escalation_levels, load_credentials
 from delivery.notify.alert_log import AlertLog
 from delivery.notify.dispatch import Dispatcher
@@ -114,6 +116,13 @@ class Runtime:
     @cached_property
     def prober(self) -> Prober:
         return Prober(self.http, self.settings.gateway_url)
+
+    @cached_property
+    def diagnoser(self) -> Diagnoser:
+        """The emergency procedure's look at services (delivery/diagnose.py)."""
+        gate = self.policy.quality_gates.database_migrations
+        return Diagnoser(self.diagnostics, PodResources(self.kube), self.http, self.settings.gateway_url,
+                         lambda: database_dsn(gate))
 
     @cached_property
     def prometheus(self) -> PrometheusClient:
