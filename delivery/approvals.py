@@ -124,10 +124,9 @@ def is_commit_author(policy: Approvals, name: str, commit_author: str | None) ->
     return commit_author.strip().lower() in known
 
 
-def may_decide(policy: Approvals, name: str) -> bool:
-    """Whether `name` may steer production (a production approver or the emergency override group)."""
-    groups = [*policy.production.groups, *policy.emergency_override.groups]
-    return any(name.strip() in policy.groups.get(group, []) for group in groups)
+def decider_groups(policy: Approvals) -> list[str]:
+    """The groups whose members may steer production at a canary's manual point: production's and the override's."""
+    return list(dict.fromkeys([*policy.production.groups, *policy.emergency_override.groups]))
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Literal
 
 from prefect import get_run_logger
@@ -16,15 +17,20 @@ from prefect.artifacts import create_progress_artifact, create_table_artifact, u
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
+from prefect.runtime import flow_run
 from pydantic import Field
 
-from delivery.approvals import may_decide
+from delivery.approval_codes import ApprovalEvidence, approval_key
+from delivery.approval_delivery import CODE_ID, EVIDENCE_DIGEST
+from delivery.approval_proof import RoundProof, eligible_approvers
+from delivery.approvals import decider_groups
 from delivery.judge import Judge, SideSample, make_judge
+from delivery.notify.credentials import PrefectSecrets
 from delivery.release.canary import PROMOTED, canary_steps
 from delivery.release.canary_schedule import Analyse, AskPerson, SetWeight, canary_schedule, judge_interval
 from delivery.release.runtime import runtime
 from delivery.release.state import ProductionOutcome, ReleaseFailed, ReleasePlan, SwitchResult, WatchResult
-from flows.approval import resume_after_timeout
+from flows.approval import refuse, resume_after_timeout, send_codes
 from tasks.canary import analyse_interval, deploy_canary, promote_canary, set_canary_weight
 from tasks.records import audit
 from tasks.release_record import ensure_lock_held
@@ -34,6 +40,7 @@ class CanaryDecision(RunInput):
     """A manual point in a canary: go on to the next step, promote fully now, or abort."""
 
     approver: str = Field(description="Your user name, as listed in the policy's approver groups")
+    code: str = Field(default="", description="The personal code you were sent for this manual point")
     action: Literal["continue", "promote", "abort"] = Field(
         default="continue", description="continue: the next step; promote: skip the remaining steps; abort: roll back now"
     )
@@ -50,8 +57,11 @@ class CanaryRun:
     record: str
     live: str
     judge: Judge
+    initiator: str
+    evidence: ApprovalEvidence  # what a person steering it decides on: the tag and the canary's digest
     rows: list[dict] = field(default_factory=list)
     pauses: itertools.count = field(default_factory=lambda: itertools.count(1))
+    points: itertools.count = field(default_factory=lambda: itertools.count(1))
     intervals: int = 0
     failed_checks: int = 0
     errors: int = 0
@@ -78,7 +88,8 @@ def release_canary(plan: ReleasePlan, record: str, initiator: str, outcome: Prod
 def canary_one_service(service: str, plan: ReleasePlan, record: str, initiator: str, outcome: ProductionOutcome) -> None:
     policy = runtime().policy
     image = plan.images[service].by_digest
-    run = CanaryRun(service, plan.tag, record, deploy_canary(service, image, record), make_judge(policy.canary))
+    shown = ApprovalEvidence(tag=plan.tag, images={service: plan.images[service].digest}, gates={}, staging={})
+    run = CanaryRun(service, plan.tag, record, deploy_canary(service, image, record), make_judge(policy.canary), initiator, shown)
     progress = create_progress_artifact(0.0, key=f"canary-{service}", description=f"{service}: canary weight (%)")
     try:
         walk_steps(run, progress)
@@ -125,8 +136,14 @@ def analyse(run: CanaryRun, action: Analyse) -> str:
 
 
 def decide(run: CanaryRun, why: str) -> str:
-    """Pause for a person: continue, promote fully now (recorded), or abort; no answer in time aborts too."""
+    """Pause for a person: continue, promote fully now (recorded), or abort; no answer in time aborts too. Each
+    person who may steer production gets a personal code for this point; an answer counts only with theirs."""
     policy, log = runtime().policy, get_run_logger()
+    deadline = datetime.now(timezone.utc) + policy.approvals.timeout
+    point = f"canary-{run.service}-point-{next(run.points)}"
+    proof = RoundProof(approval_key(runtime().settings, PrefectSecrets()), str(flow_run.id), point, deadline,
+                       eligible_approvers(policy.approvals, decider_groups(policy.approvals), run.initiator, None))
+    send_codes(proof, run.evidence, run.tag)
     while True:
         form = CanaryDecision.with_initial_data(description=f"## {run.service} canary of {run.tag}\n\nManual point: {why}.\n", action="continue")
         try:
@@ -139,13 +156,19 @@ def decide(run: CanaryRun, why: str) -> str:
         except FlowPauseTimeout:
             resume_after_timeout("canary manual point timed out: restoring stable")
             raise ReleaseFailed(f"{run.service}: no decision at the manual point ({why}) within {policy.approvals.timeout}") from None
-        if not may_decide(policy.approvals, answer.approver):
-            log.warning("%s may not steer a production canary; asking again", answer.approver)
+        name = answer.approver.strip()
+        if name not in proof.eligible:
+            refuse(name, run.tag, f"{name or '(empty)'} may not steer this production canary", {})
+            continue
+        check = proof.check(name, answer.code, run.evidence.digest(), datetime.now(timezone.utc))
+        proven = {"proof": check.outcome, CODE_ID: check.code_id, EVIDENCE_DIGEST: run.evidence.digest()}
+        if not check.accepted:
+            refuse(name, run.tag, check.reason, proven)
             continue
         if answer.action == "abort":
-            raise ReleaseFailed(f"{run.service}: aborted by {answer.approver}: {answer.comment or 'no comment'}")
+            raise ReleaseFailed(f"{run.service}: aborted by {name}: {answer.comment or 'no comment'}")
         if answer.action == "promote":
-            details = {**run.totals(), "point": why, "comment": answer.comment, "manual": True}
-            audit(event="canary_promoted", actor=answer.approver, release=run.tag, details=details)
-            log.info("%s: full promotion by %s; remaining steps skipped", run.service, answer.approver)
+            details = {**run.totals(), "point": why, "comment": answer.comment, "manual": True, CODE_ID: check.code_id}
+            audit(event="canary_promoted", actor=name, release=run.tag, details=details)
+            log.info("%s: full promotion by %s; remaining steps skipped", run.service, name)
         return answer.action

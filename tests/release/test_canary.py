@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+from pathlib import Path
 from datetime import datetime, timedelta, timezone
 
 import httpx
@@ -11,6 +13,7 @@ import pytest
 
 from delivery.kpi import CanaryCount, release_runs
 from delivery.kube import Routing, connect
+from tests.mail import approval_code
 from tests.release.conftest import audit_records, digest_image, release_run, set_fault
 
 CANARY_POLICY = {
@@ -59,13 +62,16 @@ def approve_twice(prefect_api, run):
     return prefect_api.approve(run, "demo-ops", after_key=key)
 
 
+def point_code(approver: str, flow_run_id: str) -> str:
+    """The code mailed to `approver` for the run's latest round: the canary's manual point."""
+    return approval_code(approver, flow_run_id, Path(os.environ["TRIPGEN_AUDIT_LOG"]), Path(os.environ["TRIPGEN_POLICY"]))
+
+
 def canary_replicas(cluster, service):
     return cluster[0].get("production", f"{service}-canary").spec.replicas
 
 
 def test_stages_progress_with_weights_read_back_and_promotion_leaves_stable_on_the_new_digest(prefect_api, sandbox, cluster, tmp_path):
-    import os
-
     committed = datetime.now(timezone(timedelta(hours=9))).replace(microsecond=0) - timedelta(hours=2)
     run = release_run("v1.2.0", services=["user-service"], strategy="canary", initiator="demo-dev", commit_time=committed)
     watcher = WeightWatcher(os.environ["TRIPGEN_KUBECONFIG"], "user-service")
@@ -94,8 +100,6 @@ def test_stages_progress_with_weights_read_back_and_promotion_leaves_stable_on_t
 
 @pytest.mark.parametrize("policy_changes", [{**CANARY_POLICY, "canary": {**CANARY_POLICY["canary"], "progression": "analysis"}}])
 def test_flagger_progression_steps_from_10_to_50(prefect_api, sandbox, cluster, tmp_path, policy_changes):
-    import os
-
     run = release_run("v1.2.0", services=["location-service"], strategy="canary", initiator="demo-dev")
     watcher = WeightWatcher(os.environ["TRIPGEN_KUBECONFIG"], "location-service")
     approve_twice(prefect_api, run)
@@ -141,7 +145,8 @@ def test_a_manual_pause_then_full_promotion(prefect_api, sandbox, cluster, tmp_p
     key = approve_twice(prefect_api, run)
     paused = prefect_api.wait_for_pause(run, after_key=key)
     assert cluster[1].route_weights("production", "user-service") == {"stable": 95, "canary": 5}
-    prefect_api.http.post(f"/flow_runs/{paused['id']}/resume", json={"run_input": {"approver": "demo-lead", "action": "promote", "comment": "looks fine"}})
+    decision = {"approver": "demo-lead", "code": point_code("demo-lead", paused["id"]), "action": "promote", "comment": "looks fine"}
+    prefect_api.http.post(f"/flow_runs/{paused['id']}/resume", json={"run_input": decision})
     assert run.join(120).is_completed()
     manual, promoted = [r for r in audit_records(tmp_path) if r["event"] == "canary_promoted"]
     assert manual["details"]["manual"] and manual["actor"] == "demo-lead"
@@ -155,7 +160,8 @@ def test_a_manual_pause_then_abort(prefect_api, sandbox, cluster, tmp_path, poli
     run = release_run("v1.2.0", services=["user-service"], strategy="canary", initiator="demo-dev")
     key = approve_twice(prefect_api, run)
     paused = prefect_api.wait_for_pause(run, after_key=key)
-    prefect_api.http.post(f"/flow_runs/{paused['id']}/resume", json={"run_input": {"approver": "demo-ops", "action": "abort", "comment": "latency looks off"}})
+    decision = {"approver": "demo-ops", "code": point_code("demo-ops", paused["id"]), "action": "abort", "comment": "latency looks off"}
+    prefect_api.http.post(f"/flow_runs/{paused['id']}/resume", json={"run_input": decision})
     state = run.join(120)
     assert state.is_failed() and "aborted by demo-ops: latency looks off" in state.message
     assert cluster[1].route_weights("production", "user-service") == {"stable": 100, "canary": 0}
