@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -28,6 +29,7 @@ from pathlib import Path
 import httpx
 import yaml
 
+from delivery.code_mailbox import CodeMailbox
 from delivery.demo import free_port
 from delivery.kube import connect
 from delivery.kube.configmaps import JsonConfigMaps
@@ -163,6 +165,7 @@ class Stack:
     endpoints: Endpoints
     worker_env: dict[str, str]
     alerts: list[dict]
+    mailbox: CodeMailbox  # where the worker mails the approvers' codes
     processes: list[subprocess.Popen] = field(default_factory=list)
     worker: subprocess.Popen | None = None
 
@@ -234,6 +237,7 @@ def release_stack(work: Path, policy_data: dict, passing_tags: tuple[str, ...] =
         started.callback(stop, [server])
         endpoints = started.enter_context(sandbox_process(work, policy_file))
         teams = started.enter_context(webhook_stand_in(alerts))
+        mailbox = started.enter_context(CodeMailbox())
         api = PrefectRest(api_url)
         wait_started(api.healthy, server, logs / "server.log", "the Prefect server")
         env = {**clean_env(work / "client-home"), "PREFECT_API_URL": api_url,
@@ -249,8 +253,9 @@ def release_stack(work: Path, policy_data: dict, passing_tags: tuple[str, ...] =
             "REPORTS": str(reports_with(work, passing_tags)), "AUDIT_LOG": str(work / "audit.jsonl"),
             "RUN_TRIVY": "false", "TEAMS_WEBHOOK_URL": teams,
         }
-        worker_env = {**env, "PREFECT_WORKER_QUERY_SECONDS": "1", **{f"TRIPGEN_{k}": v for k, v in settings.items()}}
-        stack = Stack(work, api, endpoints, worker_env, alerts)
+        worker_env = {**env, "PREFECT_WORKER_QUERY_SECONDS": "1", **{f"TRIPGEN_{k}": v for k, v in settings.items()},
+                      **mailbox.settings(), "TRIPGEN_APPROVAL_CODE_KEY": secrets.token_urlsafe(32)}
+        stack = Stack(work, api, endpoints, worker_env, alerts, mailbox)
         started.callback(stack.close)  # the worker and its flow runs stop before the sandbox and the server
         stack.start_worker()
         yield stack
