@@ -22,6 +22,8 @@ from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from delivery.sandbox import resources
+from delivery.sandbox.behavior import BehaviorBook
+from delivery.sandbox.metrics_api import ResourceMetrics
 from delivery.sandbox.patching import APPLY, decode_applied, patch_object
 from delivery.sandbox.resources import ResourceType, selector_text
 from delivery.sandbox.selectors import parse_field_selector, parse_label_selector
@@ -155,10 +157,11 @@ class _Seen:
 
 
 def build_api_app(store: ObjectStore, faults: ApiFaults | None = None,
-                  requests: RequestLog | None = None) -> Starlette:
+                  requests: RequestLog | None = None, behaviors: BehaviorBook | None = None) -> Starlette:
     """The ASGI app serving the Kubernetes API of `store` (serve it with uvicorn); it logs resource
-    requests to `requests`."""
-    api = KubernetesApi(store, faults or ApiFaults(), RequestLog() if requests is None else requests)
+    requests to `requests`; metrics.k8s.io reports what the pods' versions in `behaviors` use."""
+    metrics = ResourceMetrics(store, behaviors or BehaviorBook())
+    api = KubernetesApi(store, faults or ApiFaults(), RequestLog() if requests is None else requests, metrics)
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
     return Starlette(routes=[Route("/{path:path}", api.handle, methods=methods)])
 
@@ -189,8 +192,8 @@ def _integer(query: dict, name: str) -> int | None:
 class KubernetesApi:
     """Request handling: routes a URL to discovery, OpenAPI or a resource verb."""
 
-    def __init__(self, store: ObjectStore, faults: ApiFaults, requests: RequestLog) -> None:
-        self.store, self.faults, self.requests = store, faults, requests
+    def __init__(self, store: ObjectStore, faults: ApiFaults, requests: RequestLog, metrics: ResourceMetrics) -> None:
+        self.store, self.faults, self.requests, self.metrics = store, faults, requests, metrics
         self.registry = store.registry
 
     async def handle(self, request: Request) -> Response:
@@ -232,6 +235,8 @@ class KubernetesApi:
         except ApiError:
             seen.fault = True
             raise
+        if not target.rtype.stored:
+            return self._resource_metrics(target, request)
         if target.subresource == "log":
             return await self._pod_log(target, request)
         if target.subresource == "scale":
@@ -576,6 +581,28 @@ class KubernetesApi:
         return {"kind": target.rtype.kind, "apiVersion": target.rtype.api_version(target.version),
                 "metadata": metadata}
 
+    # --- metrics.k8s.io ----------------------------------------------------------------------
+
+    def _resource_metrics(self, target: Target, request: Request) -> Response:
+        """GET PodMetrics or NodeMetrics, one or a list (label and field selectors, Tables), as metrics-server."""
+        if request.method != "GET" or _flag(request.query_params.get("watch")):
+            raise method_not_allowed()
+        selected = self._selected(request.query_params)
+        items = [o for o in self.metrics.of_kind(target.rtype.kind, target.namespace) if selected(o)]
+        if target.name is not None:
+            items = [o for o in items if o["metadata"]["name"] == target.name]
+            if not items:
+                shown = f"{target.namespace}/{target.name}" if target.namespace else target.name
+                raise ApiError(404, "NotFound", f'{target.rtype.kind.lower()}.metrics.k8s.io "{shown}" not found',
+                               {"name": target.name, "group": "metrics.k8s.io", "kind": target.rtype.plural})
+        items.sort(key=_sort_key)
+        if self._wants_table(request):
+            return _json(self._table(target, items, request, ""))
+        if target.name is not None:
+            return _json(items[0])
+        return _json({"kind": f"{target.rtype.kind}List", "apiVersion": target.rtype.api_version(target.version),
+                      "metadata": {}, "items": items})
+
     # --- subresources ------------------------------------------------------------------------
 
     async def _scale(self, target: Target, request: Request) -> Response:
@@ -616,10 +643,14 @@ class KubernetesApi:
                               f"[{' '.join(names)}]")
         if container not in names:
             raise bad_request(f'container "{container}" in pod "{target.name}" is not valid')
-        if _flag(query.get("previous")):
-            raise bad_request(f'previous terminated container "{container}" in pod "{target.name}" not found')
+        previous = _flag(query.get("previous"))
+        if previous:
+            container_log = self.store.previous_log(target.namespace or "", target.name or "", container)
+            if container_log is None:
+                raise bad_request(f'previous terminated container "{container}" in pod "{target.name}" not found')
+        else:
+            container_log = self.store.container_log(target.namespace or "", target.name or "", container)
         tail = _integer(query, "tailLines")
-        container_log = self.store.container_log(target.namespace or "", target.name or "", container)
         lines = container_log.after(0)
         if tail is not None:
             lines = lines[-tail:] if tail > 0 else []
@@ -627,24 +658,31 @@ class KubernetesApi:
         limit = _integer(query, "limitBytes")
         if limit is not None:
             text = text.encode()[:limit].decode(errors="ignore")
-        if not _flag(query.get("follow")):
+        if previous or not _flag(query.get("follow")):
             return PlainTextResponse(text)
         follow = self._follow_log(target, pod["metadata"]["uid"], container, text, container_log.written)
         return StreamingResponse(follow, media_type="text/plain")
 
     async def _follow_log(self, target: Target, uid: str, container: str, text: str,
                           seen: int) -> AsyncIterator[bytes]:
+        """The log as the container writes it, until the pod goes or the container terminates (it restarted)."""
         yield text.encode()
+        namespace, name = target.namespace or "", target.name or ""
+        before = self.store.previous_log(namespace, name, container)
         while True:
             await asyncio.sleep(LOG_FOLLOW_POLL_SECONDS)
-            pod = self.store.get_object("pods", target.namespace, target.name or "")
+            pod = self.store.get_object("pods", target.namespace, name)
             if pod is None or pod["metadata"]["uid"] != uid:
                 return
-            container_log = self.store.container_log(target.namespace or "", target.name or "", container)
-            fresh = container_log.after(seen)
-            seen = container_log.written
+            restarted = self.store.previous_log(namespace, name, container)
+            container_log = restarted if restarted is not before else self.store.container_log(namespace, name,
+                                                                                                container)
+            fresh = container_log.after(seen) if container_log else []
+            seen = container_log.written if container_log else seen
             if fresh:
                 yield "".join(f"{line}\n" for line in fresh).encode()
+            if restarted is not before:
+                return
 
 
 def _logged(request: Request, arrived: datetime, seen: _Seen, status: int) -> LoggedRequest:

@@ -1,4 +1,4 @@
-"""How each simulated image version behaves: readiness, error rate, latency, DB health."""
+"""How each simulated image version behaves: readiness, error rate, latency, DB health, CPU and memory, crashes."""
 
 from __future__ import annotations
 
@@ -17,6 +17,10 @@ class VersionBehavior:
     latency_p50_ms: float = 40.0
     latency_p95_ms: float = 120.0
     db_healthy: bool = True
+    cpu_millicores: float = 250.0  # what each container uses
+    memory_mib: float = 384.0  # a container's memory when it starts
+    memory_growth_mib_per_second: float = 0.0  # a leak: memory grows this much each second until the OOM kill
+    exits_after_seconds: float | None = None  # the container exits with code 1 this long after it starts
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,8 @@ DEFAULT_RULES: tuple[BehaviorRule, ...] = (
     BehaviorRule("*-broken", VersionBehavior(becomes_ready=False)),
     BehaviorRule("*-faulty", VersionBehavior(error_rate=0.05), ("production",), ("api.tripgen.com",)),
     BehaviorRule("*-slow", VersionBehavior(latency_p50_ms=900.0, latency_p95_ms=1500.0)),
+    BehaviorRule("*-leaky", VersionBehavior(memory_growth_mib_per_second=25.0)),
+    BehaviorRule("*-crashloop", VersionBehavior(becomes_ready=False, exits_after_seconds=2.0)),
     BehaviorRule("*", VersionBehavior()),
 )
 

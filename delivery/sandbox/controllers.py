@@ -13,9 +13,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from delivery.sandbox.applog import app_name, profile_of, spring_line, started_line, startup_lines
 from delivery.sandbox.behavior import BehaviorBook, manifest_digest, split_image
+from delivery.sandbox.nodes import host_ip, least_busy_node, register_nodes
 from delivery.sandbox.resources import parse_timestamp, timestamp
 from delivery.sandbox.reconciler import StoreReconciler
+from delivery.sandbox.restarts import ContainerRestarts, container_id
 from delivery.sandbox.store import NAME_SUFFIX_ALPHABET, ApiError, ObjectStore, StoreEvent, deep_copy
 
 log = logging.getLogger(__name__)
@@ -27,10 +30,7 @@ MAX_REPLICAS = "deployment.kubernetes.io/max-replicas"
 TEMPLATE_HASH = "pod-template-hash"
 ANNOTATIONS_NOT_COPIED = frozenset({"kubectl.kubernetes.io/last-applied-configuration", REVISION, REVISION_HISTORY,
                                     DESIRED_REPLICAS, MAX_REPLICAS, "deprecated.deployment.rollback.to"})
-NODE_NAME = "sandbox-node"
-HOST_IP = "10.224.0.4"
 READINESS_FAILURE = "Readiness probe failed: HTTP probe failed with statuscode: 503"
-JAVA_VERSION = "21.0.5"
 
 
 # --- small helpers over objects -----------------------------------------------------------
@@ -189,7 +189,8 @@ class EventRecorder:
                 self.store.update("events", {**existing, "count": existing.get("count", 1) + 1, "lastTimestamp": now})
                 return
             name = f"{meta['name']}.{time.time_ns():x}"
-            source = {"component": component, **({"host": NODE_NAME} if component == "kubelet" else {})}
+            node = (obj.get("spec") or {}).get("nodeName") if component == "kubelet" else None
+            source = {"component": component, **({"host": node} if node else {})}
             self.store.create("events", {
                 "metadata": {"name": name, "namespace": namespace},
                 "involvedObject": {"kind": obj.get("kind"), "namespace": meta.get("namespace"), "name": meta["name"],
@@ -197,7 +198,7 @@ class EventRecorder:
                                    "resourceVersion": meta.get("resourceVersion")},
                 "reason": reason, "message": message, "source": source, "type": kind, "count": 1,
                 "firstTimestamp": now, "lastTimestamp": now, "reportingComponent": component,
-                "reportingInstance": NODE_NAME if component == "kubelet" else ""})
+                "reportingInstance": node or ""})
             self._names[key] = name
         except ApiError as error:  # e.g. the namespace is being deleted
             log.debug("event %s for %s not recorded: %s", reason, meta["name"], error.message)
@@ -213,38 +214,6 @@ class EventRecorder:
 
 
 # --- the kubelet ---------------------------------------------------------------------------
-
-
-def _app_name(pod: dict, container: dict) -> str:
-    return (_meta(pod).get("labels") or {}).get("app") or container.get("name", "app")
-
-
-def _main_class(app: str) -> str:
-    return "".join(part.capitalize() for part in app.split("-") if part) + "Application"
-
-
-def _spring_line(level: str, app: str, thread: str, logger: str, message: str) -> str:
-    now = time.time()
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
-    return f"{stamp} {level:>5} 1 --- [{app}] [{thread:>15}] {logger:<40} : {message}"
-
-
-def _startup_lines(app: str, image: str, profile: str) -> list[str]:
-    main = _main_class(app)
-    version = (split_image(image)[1] or "latest").removeprefix("v")
-    logger = f"c.t.{app.split('-')[0]}.{main}"
-    tomcat = "o.s.b.w.embedded.tomcat.TomcatWebServer"
-    return [
-        _spring_line("INFO", app, "main", logger, f"Starting {main} v{version} using Java {JAVA_VERSION} with PID 1 "
-                                                  "(/app/app.jar started by nonroot in /app)"),
-        _spring_line("INFO", app, "main", logger, f'The following 1 profile is active: "{profile}"'),
-        _spring_line("INFO", app, "main", tomcat, "Tomcat initialized with port 8080 (http)"),
-        _spring_line("INFO", app, "main", "com.zaxxer.hikari.HikariDataSource", "HikariPool-1 - Starting..."),
-        _spring_line("INFO", app, "main", "com.zaxxer.hikari.HikariDataSource", "HikariPool-1 - Start completed."),
-        _spring_line("INFO", app, "main", "o.s.b.a.e.web.EndpointLinksResolver",
-                     "Exposing 3 endpoints beneath base path '/actuator'"),
-        _spring_line("INFO", app, "main", tomcat, "Tomcat started on port 8080 (http) with context path '/'"),
-    ]
 
 
 def _qos_class(containers: list[dict]) -> str:
@@ -267,18 +236,20 @@ class _ProbedPod:
 
 
 class Kubelet:
-    """Schedules pods onto the one sandbox node, starts their containers and probes
-    readiness: ready after the delay unless the image's behavior never gets ready."""
+    """Registers the node pool, schedules pods onto its least busy node, starts their containers, probes
+    readiness (ready after the delay unless the image's behavior never gets ready) and restarts failed containers."""
 
     def __init__(self, store: ObjectStore, events: EventRecorder, behaviors: BehaviorBook, ready_delay: float,
-                 probe_period: float) -> None:
+                 probe_period: float, restart_backoff: float = 1.0) -> None:
         self.store, self.events, self.behaviors = store, events, behaviors
         self.ready_delay, self.probe_period = ready_delay, probe_period
+        self.restarts = ContainerRestarts(store, events, behaviors, restart_backoff)
         self._pods: dict[str, _ProbedPod] = {}
         self._addresses_given = 0
+        register_nodes(store)
 
     def start(self, namespace: str, name: str, now: float) -> None:
-        """Bind a new pod to the node and run its containers (not yet ready)."""
+        """Bind a new pod to a node and run its containers (not yet ready)."""
         pod = self.store.get_object("pods", namespace, name)
         if pod is None or _meta(pod)["uid"] in self._pods:
             return
@@ -287,72 +258,86 @@ class Kubelet:
             self._pods[uid] = _ProbedPod(namespace, name, now, now)
             return
         if not pod["spec"].get("nodeName"):
-            pod = self.store.update("pods", {**pod, "spec": {**pod["spec"], "nodeName": NODE_NAME}})
-            self.events.record(pod, "Normal", "Scheduled", f"Successfully assigned {namespace}/{name} to {NODE_NAME}",
+            node = least_busy_node(self.store)
+            pod = self.store.update("pods", {**pod, "spec": {**pod["spec"], "nodeName": node}})
+            self.events.record(pod, "Normal", "Scheduled", f"Successfully assigned {namespace}/{name} to {node}",
                                "default-scheduler")
         started = timestamp()
         containers = pod["spec"].get("containers", [])
         self._addresses_given += 1
         ip = f"10.244.{self._addresses_given // 250}.{self._addresses_given % 250 + 2}"
-        status = {"phase": "Running", "hostIP": HOST_IP, "hostIPs": [{"ip": HOST_IP}], "podIP": ip,
+        node_ip = host_ip(pod["spec"]["nodeName"])
+        status = {"phase": "Running", "hostIP": node_ip, "hostIPs": [{"ip": node_ip}], "podIP": ip,
                   "podIPs": [{"ip": ip}], "startTime": started, "qosClass": _qos_class(containers),
                   "conditions": [], "containerStatuses": [self._container_status(uid, c, started) for c in containers]}
         status["conditions"] = self._conditions(status, unready=[c["name"] for c in containers], now=started)
         pod = self.store.update("pods", {**pod, "status": status}, subresource="status")
-        profile = "default"
         for container in containers:
             image = container.get("image", "")
             self.events.record(pod, "Normal", "Pulled", f'Container image "{image}" already present on machine',
                                "kubelet")
             self.events.record(pod, "Normal", "Created", f"Created container {container['name']}", "kubelet")
             self.events.record(pod, "Normal", "Started", f"Started container {container['name']}", "kubelet")
-            env = {e.get("name"): e.get("value") for e in container.get("env") or [] if isinstance(e, dict)}
-            profile = env.get("SPRING_PROFILES_ACTIVE") or profile
-            for line in _startup_lines(_app_name(pod, container), image, profile):
+            for line in startup_lines(app_name(pod, container), image, profile_of(container)):
                 self.store.append_log(namespace, name, container["name"], line)
         self._pods[uid] = _ProbedPod(namespace, name, now, now + self.ready_delay)
 
     def probe(self, now: float) -> None:
-        """Run the readiness probes that are due, updating pod status and recording failures."""
+        """Kill and restart failed containers, then run the readiness probes that are due, updating pod status
+        and recording failures."""
         for uid, probed in list(self._pods.items()):
             pod = self.store.get_object("pods", probed.namespace, probed.name)
             if pod is None or _meta(pod)["uid"] != uid:
                 del self._pods[uid]
+                self.restarts.forget(uid)
                 continue
+            pod = self._restart_failed(pod, probed, now)
             if now < probed.ready_at:
                 continue
             containers = pod["spec"].get("containers", [])
-            unready = [c["name"] for c in containers
-                       if not self.behaviors.for_image(c.get("image", ""), probed.namespace).becomes_ready]
+            running = {s.get("name") for s in pod["status"].get("containerStatuses") or []
+                       if "running" in (s.get("state") or {})}
+            unready = [c["name"] for c in containers if c["name"] not in running
+                       or not self.behaviors.for_image(c.get("image", ""), probed.namespace).becomes_ready]
             self._set_readiness(pod, unready)
-            if unready and (probed.last_failure_report is None
+            probing = [c for c in containers if c["name"] in unready and c["name"] in running]
+            if probing and (probed.last_failure_report is None
                             or now - probed.last_failure_report >= self.probe_period):
                 probed.last_failure_report = now
                 self.events.record(pod, "Warning", "Unhealthy", READINESS_FAILURE, "kubelet")
-                for container in containers:
-                    if container["name"] in unready:
-                        self.store.append_log(probed.namespace, probed.name, container["name"], _spring_line(
-                            "WARN", _app_name(pod, container), "nio-8080-exec-1",
-                            "o.s.b.a.health.HealthEndpointSupport",
-                            "Readiness group is OUT_OF_SERVICE: /actuator/health/readiness answered 503"))
+                for container in probing:
+                    self.store.append_log(probed.namespace, probed.name, container["name"], spring_line(
+                        "WARN", app_name(pod, container), "nio-8080-exec-1", "o.s.b.a.health.HealthEndpointSupport",
+                        "Readiness group is OUT_OF_SERVICE: /actuator/health/readiness answered 503"))
             if not unready and not probed.announced_ready:
                 probed.announced_ready = True
                 for container in containers:
-                    app = _app_name(pod, container)
                     took = max(now - probed.started, 0.0) + 3.2
-                    self.store.append_log(probed.namespace, probed.name, container["name"], _spring_line(
-                        "INFO", app, "main", f"c.t.{app.split('-')[0]}.{_main_class(app)}",
-                        f"Started {_main_class(app)} in {took:.3f} seconds (process running for {took + 0.6:.3f})"))
+                    self.store.append_log(probed.namespace, probed.name, container["name"],
+                                          started_line(app_name(pod, container), took))
+
+    def _restart_failed(self, pod: dict, probed: _ProbedPod, now: float) -> dict:
+        """The pod after its containers that leaked past their memory limit or exited were killed or restarted."""
+        changed = self.restarts.step(pod, time.time())
+        if changed is None:
+            return pod
+        statuses, restarted = changed
+        status = pod.get("status") or {}
+        unready = [s["name"] for s in statuses if not s.get("ready")]
+        conditions = self._conditions(status, unready, timestamp())
+        if restarted:
+            probed.started, probed.ready_at, probed.announced_ready = now, now + self.ready_delay, False
+        return self.store.update("pods", {**pod, "status": {**status, "containerStatuses": statuses,
+                                                            "conditions": conditions}}, subresource="status")
 
     @staticmethod
     def _container_status(uid: str, container: dict, started: str) -> dict:
         image = container.get("image", "")
         repository, tag, digest = split_image(image)
         image_id = f"{repository}@{digest or manifest_digest(repository, tag or 'latest')}"
-        container_id = hashlib.sha256(f"{uid}/{container.get('name')}".encode()).hexdigest()
         return {"name": container.get("name"), "image": image, "imageID": image_id,
-                "containerID": f"containerd://{container_id}", "ready": False, "started": True, "restartCount": 0,
-                "state": {"running": {"startedAt": started}}, "lastState": {}}
+                "containerID": container_id(uid, container.get("name", ""), 0), "ready": False, "started": True,
+                "restartCount": 0, "state": {"running": {"startedAt": started}}, "lastState": {}}
 
     @staticmethod
     def _conditions(status: dict, unready: list[str], now: str) -> list[dict]:
@@ -745,11 +730,12 @@ class ClusterControllers(StoreReconciler):
 
     def __init__(self, store: ObjectStore, behaviors: BehaviorBook | None = None, ready_delay_seconds: float = 0.5,
                  *, probe_period_seconds: float = 5.0, job_duration_seconds: float = 1.0,
-                 tick_seconds: float = 0.1, event_ttl_seconds: float = 3600.0) -> None:
+                 tick_seconds: float = 0.1, event_ttl_seconds: float = 3600.0,
+                 restart_backoff_seconds: float = 1.0) -> None:
         super().__init__(store)
         self.events = EventRecorder(store, event_ttl_seconds)
         self.kubelet = Kubelet(store, self.events, behaviors or BehaviorBook(), ready_delay_seconds,
-                               probe_period_seconds)
+                               probe_period_seconds, restart_backoff_seconds)
         self.replicasets = ReplicaSetController(store, self.events)
         self.deployments = DeploymentController(store, self.events)
         self.jobs = JobController(store, self.events, job_duration_seconds)

@@ -186,6 +186,8 @@ class ResourceType:
     tracks_generation: bool = False
     returns_deleted_object: bool = False
     columns: tuple[Column, ...] = (NAME, AGE)
+    verbs: tuple[str, ...] = OBJECT_VERBS
+    stored: bool = True  # False: computed on read (metrics.k8s.io), never in the object store
 
     @property
     def singular(self) -> str:
@@ -209,6 +211,27 @@ class ResourceType:
 _V1 = ("v1",)
 _ISTIO = ("v1beta1", "v1", "v1alpha3")
 
+
+def _node_status(node: dict) -> str:
+    ready = next((c for c in _dig(node, "status", "conditions", default=[]) or [] if c.get("type") == "Ready"), {})
+    status = "Ready" if ready.get("status") == "True" else "NotReady"
+    return f"{status},SchedulingDisabled" if _dig(node, "spec", "unschedulable") else status
+
+
+def _node_roles(node: dict) -> str:
+    labels = _dig(node, "metadata", "labels", default={}) or {}
+    roles = sorted({k.partition("/")[2] for k in labels if k.startswith("node-role.kubernetes.io/")}
+                   | ({labels["kubernetes.io/role"]} if labels.get("kubernetes.io/role") else set()))
+    return _joined(roles)
+
+
+def _node_address(kind: str) -> Callable[[dict], object]:
+    return lambda o: next((a.get("address") for a in _dig(o, "status", "addresses", default=[]) or []
+                           if a.get("type") == kind), "<none>")
+
+
+_METRICS_VERBS = ("get", "list")
+
 DEFAULT_RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("", _V1, "namespaces", "Namespace", namespaced=False, short_names=("ns",),
                  subresources=("status",),
@@ -220,6 +243,15 @@ DEFAULT_RESOURCES: tuple[ResourceType, ...] = (
                                  _dig(o, "status", "containerStatuses", default=[]) or []), type="integer"),
                           AGE, Column("IP", lambda o: _dig(o, "status", "podIP", default="<none>"), priority=1),
                           Column("Node", lambda o: _dig(o, "spec", "nodeName", default="<none>"), priority=1))),
+    ResourceType("", _V1, "nodes", "Node", namespaced=False, short_names=("no",), subresources=("status",),
+                 columns=(NAME, Column("Status", _node_status), Column("Roles", _node_roles), AGE,
+                          Column("Version", lambda o: _dig(o, "status", "nodeInfo", "kubeletVersion")),
+                          Column("Internal-IP", _node_address("InternalIP"), priority=1),
+                          Column("External-IP", _node_address("ExternalIP"), priority=1),
+                          Column("OS-Image", lambda o: _dig(o, "status", "nodeInfo", "osImage"), priority=1),
+                          Column("Kernel-Version", lambda o: _dig(o, "status", "nodeInfo", "kernelVersion"), priority=1),
+                          Column("Container-Runtime", lambda o: _dig(o, "status", "nodeInfo", "containerRuntimeVersion"),
+                                 priority=1))),
     ResourceType("", _V1, "services", "Service", short_names=("svc",), subresources=("status",),
                  categories=("all",), returns_deleted_object=True,
                  columns=(NAME, Column("Type", lambda o: _dig(o, "spec", "type")),
@@ -296,38 +328,48 @@ DEFAULT_RESOURCES: tuple[ResourceType, ...] = (
                           Column("Project", lambda o: _dig(o, "spec", "project"), priority=10))),
     ResourceType("argoproj.io", ("v1alpha1",), "appprojects", "AppProject", short_names=("appproj", "appprojs"),
                  custom=True, tracks_generation=True),
+    # metrics-server's aggregated API: read-only, computed from the pods' behavior on each request
+    ResourceType("metrics.k8s.io", ("v1beta1",), "pods", "PodMetrics", verbs=_METRICS_VERBS, stored=False,
+                 columns=(NAME, Column("CPU", lambda o: _joined(c["usage"]["cpu"] for c in o.get("containers", []))),
+                          Column("Memory", lambda o: _joined(c["usage"]["memory"] for c in o.get("containers", []))),
+                          Column("Window", lambda o: o.get("window")))),
+    ResourceType("metrics.k8s.io", ("v1beta1",), "nodes", "NodeMetrics", namespaced=False, verbs=_METRICS_VERBS,
+                 stored=False,
+                 columns=(NAME, Column("CPU", lambda o: _dig(o, "usage", "cpu")),
+                          Column("Memory", lambda o: _dig(o, "usage", "memory")),
+                          Column("Window", lambda o: o.get("window")))),
 )
 
 
 class ResourceRegistry:
-    """Looks served resources up by URL coordinates, plural name or kind."""
+    """Looks served resources up by URL coordinates, plural name or kind; iterating yields the stored ones."""
 
     def __init__(self, types: Iterable[ResourceType] = DEFAULT_RESOURCES) -> None:
-        self._by_plural = {t.plural: t for t in types}
+        self._served = tuple(types)
+        self._by_plural = {t.plural: t for t in self._served if t.stored}
 
     def __iter__(self) -> Iterator[ResourceType]:
         return iter(self._by_plural.values())
 
     def by_plural(self, plural: str) -> ResourceType | None:
+        """The stored resource named `plural`."""
         return self._by_plural.get(plural)
 
     def lookup(self, group: str, version: str, plural: str) -> ResourceType | None:
         """The resource served at `/apis/<group>/<version>/<plural>` (core group: "")."""
-        rtype = self._by_plural.get(plural)
-        if rtype is None or rtype.group != group or version not in rtype.versions:
-            return None
-        return rtype
+        return next((t for t in self._served if t.plural == plural and t.group == group and version in t.versions),
+                    None)
 
     def group_versions(self) -> dict[str, list[str]]:
         """Every served group (core as "") with its versions, preferred first."""
         groups: dict[str, list[str]] = {}
-        for rtype in self:
+        for rtype in self._served:
             versions = groups.setdefault(rtype.group, [])
             versions.extend(v for v in rtype.versions if v not in versions)
         return groups
 
     def in_group_version(self, group: str, version: str) -> list[ResourceType]:
-        return [t for t in self if t.group == group and version in t.versions]
+        return [t for t in self._served if t.group == group and version in t.versions]
 
 
 # --- shapes: the JSON types of the fields the server and its controllers read --------------
@@ -714,7 +756,7 @@ def api_resource_list(registry: ResourceRegistry, group: str, version: str) -> d
     resources = []
     for t in types:
         entry = {"name": t.plural, "singularName": t.singular, "namespaced": t.namespaced, "kind": t.kind,
-                 "verbs": list(OBJECT_VERBS)}
+                 "verbs": list(t.verbs)}
         if t.short_names:
             entry["shortNames"] = list(t.short_names)
         if t.categories:
@@ -777,12 +819,15 @@ def openapi_v3_document(registry: ResourceRegistry, group: str, version: str) ->
         ok = {"200": {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}}
         operation = {"x-kubernetes-group-version-kind": gvk, "parameters": query, "responses": ok}
         body = {"content": {media: {"schema": {"type": "object"}} for media in _PATCH_BODY_TYPES}}
-        paths[scope] = {"get": {**operation, "operationId": f"list{t.kind}"},
-                        "post": {**operation, "operationId": f"create{t.kind}"}}
-        paths[f"{scope}/{{name}}"] = {"get": {**operation, "operationId": f"read{t.kind}"},
-                                      "put": {**operation, "operationId": f"replace{t.kind}"},
-                                      "patch": {**operation, "operationId": f"patch{t.kind}", "requestBody": body},
-                                      "delete": {**operation, "operationId": f"delete{t.kind}"}}
+        collection = {"get": {**operation, "operationId": f"list{t.kind}"},
+                      "post": {**operation, "operationId": f"create{t.kind}"}}
+        item = {"get": {**operation, "operationId": f"read{t.kind}"},
+                "put": {**operation, "operationId": f"replace{t.kind}"},
+                "patch": {**operation, "operationId": f"patch{t.kind}", "requestBody": body},
+                "delete": {**operation, "operationId": f"delete{t.kind}"}}
+        allowed = {"get"} | ({"post", "put", "patch", "delete"} if "create" in t.verbs else set())
+        paths[scope] = {m: op for m, op in collection.items() if m in allowed}
+        paths[f"{scope}/{{name}}"] = {m: op for m, op in item.items() if m in allowed}
     return {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": SERVER_VERSION["gitVersion"]},
             "paths": paths, "components": {"schemas": {}}}
 

@@ -30,6 +30,10 @@ class BehaviorSpec(Strict):
     latency_p50_ms: float = Field(default=40, gt=0)
     latency_p95_ms: float = Field(default=120, gt=0)
     db_healthy: bool = True
+    cpu_millicores: float = Field(default=250, gt=0)
+    memory_mib: float = Field(default=384, gt=0)
+    memory_growth_mib_per_second: float = Field(default=0, ge=0)  # a leak: the OOM kill comes at the memory limit
+    exits_after: PositiveDuration | None = None  # the container exits with code 1 this long after each start
 
     def rule(self) -> BehaviorRule:
         behavior = VersionBehavior(
@@ -38,6 +42,10 @@ class BehaviorSpec(Strict):
             latency_p50_ms=self.latency_p50_ms,
             latency_p95_ms=max(self.latency_p95_ms, self.latency_p50_ms),
             db_healthy=self.db_healthy,
+            cpu_millicores=self.cpu_millicores,
+            memory_mib=self.memory_mib,
+            memory_growth_mib_per_second=self.memory_growth_mib_per_second,
+            exits_after_seconds=self.exits_after.total_seconds() if self.exits_after else None,
         )
         return BehaviorRule(self.tag, behavior, tuple(self.namespaces) if self.namespaces is not None else None,
                             tuple(self.hosts) if self.hosts is not None else None)
@@ -72,6 +80,7 @@ class Scenario(Strict):
     known_tags: list[str] = Field(min_length=1)
     ready_delay: Duration = parse_duration("500ms")
     sample_interval: PositiveDuration = parse_duration("1s")
+    restart_backoff: PositiveDuration = parse_duration("1s")  # a failed container's first back-off; doubles, up to 30x
     load: Load = Load()
     hosts: Hosts = Hosts()
     behaviors: list[BehaviorSpec] = Field(min_length=1)

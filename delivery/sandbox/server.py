@@ -99,7 +99,8 @@ class Sandbox:
         for manifest in topology(self.policy, self.scenario):
             self.store.create(self._plural(manifest), manifest)
         self.telemetry = Telemetry(sample_interval_seconds=self.scenario.sample_interval.total_seconds())
-        self.controllers = ClusterControllers(self.store, self.behaviors, self.scenario.ready_delay.total_seconds())
+        self.controllers = ClusterControllers(self.store, self.behaviors, self.scenario.ready_delay.total_seconds(),
+                                              restart_backoff_seconds=self.scenario.restart_backoff.total_seconds())
         self.argocd_clock = AdjustableClock()
         self.argocd = ArgoCDController(self.store, ArgoCDSettings(work_dir=self.state_dir / "argocd", clock=self.argocd_clock))
         self.loadgen: LoadGenerator | None = None
@@ -119,7 +120,7 @@ class Sandbox:
         rng = random.Random(self.seed)
         load_rng = random.Random(rng.random())
         apps = {
-            "kubernetes": build_api_app(self.store, self.faults, self.requests),
+            "kubernetes": build_api_app(self.store, self.faults, self.requests, self.behaviors),
             "gateway": build_gateway_app(self.store, self.behaviors, self.telemetry, random.Random(rng.random()),
                                          self.database),
             "prometheus": PrometheusDownSwitch(build_prometheus_app(self.telemetry), self.faults),

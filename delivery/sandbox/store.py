@@ -159,6 +159,7 @@ class ObjectStore:
         self._compacted = 0  # changes up to this revision can no longer be replayed
         self._watches: set[StoreWatch] = set()
         self._logs: dict[tuple[str, str], dict[str, ContainerLog]] = {}
+        self._previous_logs: dict[tuple[str, str], dict[str, ContainerLog]] = {}  # each container's last run
         self._services_created = 0
         for namespace in SYSTEM_NAMESPACES:
             self.create("namespaces", {"metadata": {"name": namespace}})
@@ -284,6 +285,7 @@ class ObjectStore:
                                                                            "ownerReferences": refs}})
         if resource == "pods":
             self._logs.pop((meta.get("namespace", ""), name), None)
+            self._previous_logs.pop((meta.get("namespace", ""), name), None)
         return deleted
 
     # --- watches -------------------------------------------------------------------------
@@ -327,6 +329,17 @@ class ObjectStore:
     def container_log(self, namespace: str, pod: str, container: str) -> ContainerLog:
         """What a pod's container has written so far (empty when nothing)."""
         return self._logs.get((namespace, pod), {}).get(container) or ContainerLog()
+
+    def previous_log(self, namespace: str, pod: str, container: str) -> ContainerLog | None:
+        """What a pod's container wrote in its last terminated run; None when it never restarted."""
+        return self._previous_logs.get((namespace, pod), {}).get(container)
+
+    def restart_log(self, namespace: str, pod: str, container: str) -> None:
+        """A container starts again: what it wrote becomes its previous log, and it writes a new one."""
+        if self.get_object("pods", namespace, pod) is None:
+            return
+        current = self._logs.setdefault((namespace, pod), {}).pop(container, None) or ContainerLog()
+        self._previous_logs.setdefault((namespace, pod), {})[container] = current
 
     # --- internals ------------------------------------------------------------------------
 

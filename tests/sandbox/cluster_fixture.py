@@ -5,7 +5,9 @@ and the few helpers tests share (a Deployment manifest, polling, the rollout rul
 from __future__ import annotations
 
 import asyncio
+import shutil
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -26,6 +28,7 @@ from tests import waiting
 
 T = TypeVar("T")
 STARTUP_TIMEOUT_SECONDS = 10.0
+KUBECTL_TIMEOUT_SECONDS = 60
 ROLLOUT_TIMEOUT_SECONDS = 15.0
 TEST_TIMINGS = {"tick_seconds": 0.02, "job_duration_seconds": 0.2, "probe_period_seconds": 0.5}
 
@@ -58,13 +61,14 @@ def running_cluster(directory: Path, ready_delay_seconds: float = 0.05, *, histo
     controller too with `argocd`); stop them cleanly on exit."""
     store, faults = ObjectStore(history_limit=history_limit), ApiFaults()
     timings = {**TEST_TIMINGS, **controller_options}
-    controllers = ClusterControllers(store, behaviors or BehaviorBook(), ready_delay_seconds, **timings)
+    behaviors = behaviors or BehaviorBook()
+    controllers = ClusterControllers(store, behaviors, ready_delay_seconds, **timings)
     argocd_controller = ArgoCDController(store, argocd) if argocd else None
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # asyncio sets TCP_NODELAY only then
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", 0))
     port = listener.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(build_api_app(store, faults), log_level="warning", access_log=False,
+    server = uvicorn.Server(uvicorn.Config(build_api_app(store, faults, behaviors=behaviors), log_level="warning", access_log=False,
                                            lifespan="off", timeout_graceful_shutdown=1))
     loop_ready = threading.Event()
     loops: list[asyncio.AbstractEventLoop] = []
@@ -125,3 +129,16 @@ def rolled_out(apps: AppsV1Api, namespace: str, name: str) -> V1Deployment | Non
             and (status.updated_replicas or 0) == wanted and (status.replicas or 0) == wanted
             and (status.available_replicas or 0) == wanted)
     return deployment if done else None
+
+
+def kubectl_runner(kubeconfig: Path, cache: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run the machine's kubectl against the cluster of `kubeconfig`; returns the finished process."""
+    binary = shutil.which("kubectl")
+    if binary is None:
+        raise AssertionError("kubectl is not on PATH: install it (Debian package kubernetes-client) to run these tests")
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [binary, "--kubeconfig", str(kubeconfig), "--cache-dir", str(cache), *args]
+        return subprocess.run(command, capture_output=True, text=True, timeout=KUBECTL_TIMEOUT_SECONDS)
+
+    return run

@@ -4,8 +4,6 @@ resources. The cluster is seeded through the official client."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -13,11 +11,16 @@ import pytest
 import yaml
 from kubernetes import client
 
-from tests.sandbox.cluster_fixture import RunningCluster, deployment_manifest, rolled_out, running_cluster, wait_until
+from tests.sandbox.cluster_fixture import (
+    RunningCluster,
+    deployment_manifest,
+    rolled_out,
+    running_cluster,
+    wait_until,
+)
 
 NS = "production"
 IMAGE = "acrtrpgenprod.azurecr.io/trip-service"
-KUBECTL_TIMEOUT_SECONDS = 60
 
 
 @pytest.fixture(scope="module")
@@ -45,26 +48,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCluster
 
 
 @pytest.fixture(scope="module")
-def kubectl(cluster: RunningCluster, tmp_path_factory: pytest.TempPathFactory) -> Callable[..., str]:
-    """Run the machine's kubectl against the cluster; returns its standard output."""
-    binary = shutil.which("kubectl")
-    if binary is None:
-        pytest.fail("kubectl is not on PATH: install it (Debian package kubernetes-client) to run these tests")
-    cache = tmp_path_factory.mktemp("kubectl-cache")
-
-    def run(*args: str) -> str:
-        command = [binary, "--kubeconfig", str(cluster.kubeconfig), "--cache-dir", str(cache), *args]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=KUBECTL_TIMEOUT_SECONDS)
-        assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout}{done.stderr}"
-        return done.stdout
-
-    return run
-
-
-@pytest.fixture(scope="module")
-def apps(cluster: RunningCluster) -> Iterator[client.AppsV1Api]:
-    with client.ApiClient(client.Configuration(host=cluster.base_url)) as api:
-        yield client.AppsV1Api(api)
+def apps(cluster_api: client.ApiClient) -> client.AppsV1Api:
+    return client.AppsV1Api(cluster_api)
 
 
 def rows(table: str) -> dict[str, list[str]]:
