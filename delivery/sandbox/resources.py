@@ -120,8 +120,14 @@ def _pod_ready(pod: dict) -> str:
 
 
 def _pod_status(pod: dict) -> str:
+    """kubectl's STATUS: a container's waiting or terminated reason (CrashLoopBackOff, OOMKilled) over the phase."""
     if _dig(pod, "metadata", "deletionTimestamp"):
         return "Terminating"
+    for status in reversed(_dig(pod, "status", "containerStatuses", default=[]) or []):
+        state = status.get("state") or {}
+        reason = (state.get("waiting") or state.get("terminated") or {}).get("reason")
+        if reason:
+            return str(reason)
     return str(_dig(pod, "status", "phase", default="Pending"))
 
 
