@@ -33,6 +33,7 @@ EVENTS = frozenset(
         "canary_aborted",
         "deployment_completed",
         "deployment_failed",
+        "dr_drill_completed",
     }
 )
 

@@ -18,6 +18,7 @@ from delivery.approver_cli import approve, status
 from delivery.audit_report_cli import report
 from delivery.diagnose_cli import diagnose
 from delivery.kpi_cli import kpi
+from delivery.dr.cli import dr_drill
 from delivery.sandbox_cli import sandbox
 from delivery.settings import Settings
 from deployments.cli import deployments
@@ -53,6 +54,7 @@ cli.add_command(approve)
 cli.add_command(status)
 cli.add_command(deployments)
 cli.add_command(kpi)
+cli.add_command(dr_drill)
 cli.add_command(diagnose)
 
 

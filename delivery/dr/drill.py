@@ -38,23 +38,23 @@ def healthy(dsn: str) -> bool:
         return conn.execute("SELECT NOT pg_is_in_recovery()").fetchone()[0]
 
 
-def failover_drill(pair: ReplicatedPair, limits: DisasterRecovery, switch_traffic: SwitchTraffic | None = None
-                   ) -> tuple[float, float, float, float, DataLoss]:
-    """Writer on, standby caught up, watchdog on; sample the lag and cut; returns the seconds from the cut to detection,
-    promotion, the first accepted write and the DR side healthy (RTO), and the data lost."""
+def failover_drill(pair: ReplicatedPair, limits: DisasterRecovery, switch_traffic: SwitchTraffic | None = None,
+                   settle: float = SETTLE) -> tuple[float, float, float, float, DataLoss]:
+    """Writer on, standby caught up (within `settle` seconds), watchdog on; sample the lag and cut; returns the seconds
+    from the cut to detection, promotion, the first accepted write and the DR side healthy (RTO), and the data lost."""
     create_table(pair.primary_dsn())
     writer = HeartbeatWriter(pair.primary_dsn()).start()
     watchdog: Watchdog | None = None
     try:
-        writer.wait_for(WARM_UP_ROWS, SETTLE)
-        pair.wait_caught_up(SETTLE)  # raises ReplicationBroken
+        writer.wait_for(WARM_UP_ROWS, settle)
+        pair.wait_caught_up(settle)  # raises ReplicationBroken
         bound = 2 * limits.database_failover.total_seconds()  # room to measure a failover over the limit, not forever
         watchdog = Watchdog(pair.primary_dsn(), pair.standby_dsn(), deadline=bound).start()
         lag = pair.sample_lag()
         cut = pair.cut_primary()
-        if not writer.join(SETTLE):
-            raise DrillError(f"the writer still commits {SETTLE:g}s after the primary was killed")
-        failover = watchdog.result(bound + SETTLE)
+        if not writer.join(settle):
+            raise DrillError(f"the writer still commits {settle:g}s after the primary was killed")
+        failover = watchdog.result(bound + settle)
         acked, kept = writer.last, last_row(pair.standby_dsn())
         if not healthy(pair.standby_dsn()):
             raise DrillError("the promoted standby is still in recovery")
@@ -64,7 +64,7 @@ def failover_drill(pair: ReplicatedPair, limits: DisasterRecovery, switch_traffi
     except FailoverFailed as err:
         raise DrillError(str(err)) from err
     finally:
-        writer.stop(SETTLE)
+        writer.stop(settle)
         if watchdog:
             watchdog.stop()
     if kept is None:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,21 +115,24 @@ def restored_keys(client: redis.Redis, keys: dict[str, str]) -> int:
     return sum(1 for name, value in zip(names, values) if value == keys[name])
 
 
+@contextmanager
+def running(state_dir: Path) -> Iterator[tuple[RedisServer, redis.Redis]]:
+    """A server on whatever `state_dir` holds, and a client of it; killed on the way out."""
+    server = RedisServer(state_dir)
+    try:
+        yield server, server.start()
+    finally:
+        server.kill()
+
+
 def backup_and_restore(state_dir: Path, count: int = 1000) -> RedisRestore:
     """The whole check: a server in `state_dir/live` takes `count` keys and is backed up to `state_dir/backup`, then
     killed; a new server in `state_dir/restored` starts from a copy of the backup and is checked key by key."""
-    live = RedisServer(state_dir / "live")
-    try:
-        client = live.start()
+    with running(state_dir / "live") as (live, client):
         keys = write_keys(client, count)
         backup(live, client, state_dir / "backup")
-    finally:
-        live.kill()
     shutil.copytree(state_dir / "backup", state_dir / "restored")
-    restored = RedisServer(state_dir / "restored")
-    try:
-        started = time.monotonic()
-        found = restored_keys(restored.start(), keys)
+    started = time.monotonic()
+    with running(state_dir / "restored") as (_, client):
+        found = restored_keys(client, keys)
         return RedisRestore(keys_written=len(keys), keys_restored=found, seconds=time.monotonic() - started)
-    finally:
-        restored.kill()
