@@ -8,11 +8,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from delivery.policy.loader import load_policy
 from delivery.policy.models import Policy
+
+
+class RegionEndpoints(BaseModel):
+    """Where a DR region's cluster and services are, for a worker that reaches them directly (the sandbox, a kubeconfig)."""
+
+    kubeconfig: str | None = None
+    kube_context: str | None = None
+    gateway_url: str | None = None
+    prometheus_url: str | None = None
 
 
 class Settings(BaseSettings):
@@ -44,7 +53,16 @@ class Settings(BaseSettings):
     release_lock_lease_seconds: float = Field(default=60, ge=60)  # a dead holder's slot frees this long after its last renewal (Prefect's minimum)
     git_token: SecretStr | None = None  # gitops: the manifests repository's token (an HTTP header, never in a URL)
     gitops_workdir: Path = Path(".gitops")  # gitops: where the worker keeps its clone of the manifests repository
-    release_lock_check_seconds: float = Field(default=10, gt=0)  # how often a release renews its lock's lease and checks it still holds it
+    release_lock_check_seconds: float = Field(default=10, gt=0)
+    region: str | None = None  # set by for_region: the DR region these settings reach (None: the primary)
+    region_endpoints: dict[str, RegionEndpoints] = {}  # TRIPGEN_REGION_ENDPOINTS, JSON: {"korea-south": {"kubeconfig": ...}}  # how often a release renews its lock's lease and checks it still holds it
+
+    def for_region(self, name: str) -> Settings:
+        """These settings pointed at the DR region `name`: its TRIPGEN_REGION_ENDPOINTS entry replaces the cluster,
+        gateway and Prometheus (without an entry, the policy's region cluster is used)."""
+        endpoints = self.region_endpoints.get(name, RegionEndpoints())
+        return self.model_copy(update={"region": name, **endpoints.model_dump(exclude_none=True),
+                                       **({} if endpoints.kubeconfig else {"kubeconfig": None, "kube_context": None})})
 
     def load_policy(self) -> Policy:
         return load_policy(self.policy)

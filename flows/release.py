@@ -1,5 +1,6 @@
 """The release runbook (SPEC §2-§3): tag → gates → [lock, record] → staging → approval → window → expand →
-production (deploy, switch, backfill, watch) → retire → contract → finish.
+production (deploy, switch, backfill, watch) → each DR region (record, deploy, switch, watch) → retire → contract →
+finish.
 
 Production changes are recorded in the cluster before they happen (delivery/release/record.py); any
 way the release ends after that, except "released", runs the one restore path.
@@ -28,6 +29,7 @@ from flows.approval import collect_approvals
 from flows.canary import release_canary
 from flows.locking import label_this_run, production_release_lock
 from flows.production import release_blue_green
+from flows.regions import Reached, close_dr_regions, release_in_dr_regions, restore_every_region
 from flows.staging import StagingOutcome, release_to_staging
 from tasks.bluegreen import retire_old_color
 from tasks.gates import run_quality_gates
@@ -35,7 +37,7 @@ from tasks.migrations import migrate, pending_contracts
 from tasks.notifications import alert, send_alert
 from tasks.planning import plan_release, resolve_images
 from tasks.records import audit, publish_summary
-from tasks.release_record import close_release_record, open_release_record, restore_production, run_url
+from tasks.release_record import close_release_record, open_release_record, run_url
 from tasks.window import next_opening, wait_for_sync_window, window_is_open
 
 
@@ -85,7 +87,7 @@ def release(
 
     with production_release_lock() as lease, noted(ChangeNote(tag, run_url(), log=get_run_logger().info)):
         record = open_release_record(plan, strategy, initiator, lease)
-        production = ProductionOutcome()
+        production, reached = ProductionOutcome(), Reached(record)
         try:
             staging = release_to_staging(plan)
             if staging.failure:
@@ -101,19 +103,21 @@ def release(
                 migrate(record, tag, Phase.BACKFILL, initiator)  # every service promoted: nothing writes the old shape
             else:
                 release_blue_green(plan, record, initiator, production)  # backfills after the last switch
-        except BaseException as error:  # every way out but "released" restores production (issue 10)
+            release_in_dr_regions(reached, plan, strategy, initiator, lease)  # after the primary's watch passed
+        except BaseException as error:  # every way out but "released" restores production, in every region (issue 10)
             why = str(error) if isinstance(error, ReleaseFailed) else f"{type(error).__name__}: {error}"
-            production.restore = restore_production(record, why, initiator)
+            production.restore, restored = restore_every_region(reached, why, initiator)
             if not isinstance(error, Exception):  # a cancel or a kill: restored first, then the run ends as Prefect says
-                ended = {"outcome": f"stopped ({type(error).__name__})", "detail": production.restore.summary()}
+                ended = {"outcome": f"stopped ({type(error).__name__})", "detail": restored}
                 audit(event="deployment_failed", actor=initiator, release=tag, details=ended)
                 raise
-            return finish(tag, "rolled back", f"{why}; {production.restore.summary()}", plan, production, started, initiator)
+            return finish(tag, "rolled back", f"{why}; {restored}", plan, production, started, initiator)
         close_release_record(record, "released", "every service released and watched")
         if strategy == "blue-green":
             time.sleep(runtime().policy.blue_green.old_color_grace.total_seconds())
             for switch in production.switches:
                 retire_old_color(switch.service, switch.from_color, record)
+        close_dr_regions(reached, retire=strategy == "blue-green")
         if runtime().policy.quality_gates.database_migrations.contract == "next_release":
             return finish(tag, "released", "every service released and watched; contract waits for the next release",
                           plan, production, started, initiator)

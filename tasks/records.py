@@ -11,7 +11,7 @@ from prefect.runtime import flow_run
 
 from delivery.release.describe import release_summary
 from delivery.release.retrying import LOCAL_STEP
-from delivery.release.runtime import runtime
+from delivery.release.runtime import region_details, runtime
 from delivery.release.state import ReleaseSummary
 
 
@@ -20,7 +20,7 @@ def audit(event: str, actor: str, release: str, details: dict) -> str:
     """Append one event to the hash-chained audit log, with the flow run it came from; the release metrics
     follow it (they are computed from the log). Returns the record's hash."""
     rt = runtime()
-    record = rt.audit.append(event, actor, release, flow_run_id=str(flow_run.id), **details)
+    record = rt.audit.append(event, actor, release, flow_run_id=str(flow_run.id), **details, **region_details())
     if rt.metrics:
         rt.metrics.after_audit(record, rt.audit.records())
     return record["sha256"]

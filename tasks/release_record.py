@@ -10,7 +10,7 @@ from delivery.release.lock_guard import LOCK_GUARDS
 from delivery.release.record import Phase, ServiceRecord, State, new_record, record_name
 from delivery.release.restore import RestoreReport, ServiceRestore
 from delivery.release.retrying import CLUSTER_STEP, LOCAL_STEP
-from delivery.release.runtime import runtime
+from delivery.release.runtime import region_details, runtime
 from delivery.release.state import ReleasePlan
 from tasks.diagnosis import diagnose_after
 from tasks.notifications import alert, send_alert
@@ -93,7 +93,7 @@ def restore_production(record: str, reason: str, actor: str, crashed_run: str | 
         event = "rollback_executed" if step.restored else "rollback_failed"
         commit = {"commit": rt.gitops.last_commit()} if rt.gitops else {}  # the revert commit, in gitops mode
         rt.audit.append(event, actor, found.tag, flow_run_id=str(flow_run.id), service=step.service, action=step.action,
-                        seconds=step.seconds, reason=reason, record=record, **extra, **commit)
+                        seconds=step.seconds, reason=reason, record=record, **extra, **commit, **region_details())
         (log.warning if step.restored else log.error)("%s: %s", step.service, step.action)
 
     with noted(ChangeNote(found.tag, run_url(), restoring=True, log=log.info)):  # gitops: revert commits

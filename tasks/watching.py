@@ -8,7 +8,7 @@ from prefect.artifacts import create_progress_artifact, create_table_artifact, u
 
 from delivery.kube.metrics import PodResources
 from delivery.release.retrying import LOCAL_STEP
-from delivery.release.runtime import runtime
+from delivery.release.runtime import region_details, runtime
 from delivery.release.state import WatchResult
 from delivery.release.watch import STOP_SIGNALS, Check, WatchTarget, run_watch
 from tasks.notifications import alert, send_alert
@@ -49,7 +49,7 @@ def watch_service(environment: str, service: str, workload: str, version: str, r
     if failing:
         STOP_SIGNALS.get(stop).set()
         rt.audit.append("watch_failed", "watch", release, flow_run_id=str(flow_run.id), service=service,
-                        environment=environment, check=failing.number, reason=failing.reason)
+                        environment=environment, check=failing.number, reason=failing.reason, **region_details())
     create_table_artifact([c.row() for c in tally.checks] or [{"result": "cancelled"}], key=key,
                           description=f"Watch checks of {service} in {environment}")
     if tally.cancelled:

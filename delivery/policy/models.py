@@ -79,6 +79,18 @@ class Cluster(Strict):
     azure: AzureCluster | None = None
 
 
+RegionName = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", description="e.g. korea-central")]
+
+
+class Region(Strict):
+    """One region's cluster (R-DR-1): the primary is `cluster` above (or TRIPGEN_KUBECONFIG); a DR region's is its
+    own `cluster`, or the worker's TRIPGEN_REGION_ENDPOINTS entry of its name (kubeconfig, gateway, Prometheus)."""
+
+    name: RegionName
+    role: Literal["primary", "dr"]
+    cluster: Cluster = Cluster()
+
+
 # --- services (SPEC §1, R-BG-5) -------------------------------------------------------
 
 
@@ -531,7 +543,22 @@ class Policy(Strict):
     kpi: Kpi = Kpi()
     compliance: Compliance = Compliance()
     disaster_recovery: DisasterRecovery = DisasterRecovery()
+    regions: list[Region] = Field(default_factory=list, description="none: one region; else one primary, then DR regions")
     metric_templates: dict[str, MetricTemplate] = Field(default_factory=_default_templates)
+
+    @field_validator("regions")
+    @classmethod
+    def _one_primary(cls, regions: list[Region]) -> list[Region]:
+        """A release reaches the primary first, then each DR region: exactly one primary, names unique."""
+        if regions and [r.role for r in regions].count("primary") != 1:
+            raise ValueError("name exactly one region with role: primary (the DR regions follow it)")
+        if len({r.name for r in regions}) != len(regions):
+            raise ValueError("region names must be unique")
+        return regions
+
+    def dr_regions(self) -> list[Region]:
+        """The regions a release reaches after the primary's watch passed, in the policy's order."""
+        return [region for region in self.regions if region.role == "dr"]
 
     @field_validator("metric_templates", mode="before")
     @classmethod

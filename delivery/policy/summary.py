@@ -16,6 +16,7 @@ def summarize(policy: Policy) -> list[tuple[str, str]]:
     """(topic, line) pairs, in the order a release runs."""
     return [
         ("cluster", _cluster(policy)),
+        ("regions", _regions(policy)),
         ("services", _services(policy)),
         ("order", _order(policy)),
         ("environments", _environments(policy)),
@@ -62,6 +63,15 @@ def _cluster(p: Policy) -> str:
     if azure is None:
         return "TRIPGEN_KUBECONFIG, else the in-cluster service account"
     return f"{azure.label}: kubeconfig from Azure, token from azure-identity (TRIPGEN_KUBECONFIG overrides)"
+
+
+def _regions(p: Policy) -> str:
+    if not p.regions:
+        return "one region (the cluster above)"
+    primary = next(r.name for r in p.regions if r.role == "primary")
+    dr = ", ".join(f"{r.name} ({r.cluster.azure.label if r.cluster.azure else 'TRIPGEN_REGION_ENDPOINTS'})" for r in p.dr_regions())
+    return (f"{primary} (primary, the cluster above), then {dr or 'no DR region'} once the primary's watch passed; "
+            "a failure in any region restores every region")
 
 
 def _unenforced(text: str) -> str:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -47,8 +50,10 @@ class Runtime:
 
     @cached_property
     def kube(self) -> KubeConnection:
-        """TRIPGEN_KUBECONFIG when set, else the policy's AKS cluster, else the in-cluster service account."""
-        azure = self.policy.cluster.azure
+        """TRIPGEN_KUBECONFIG when set, else the policy's AKS cluster (the DR region's own, in a DR region), else the
+        in-cluster service account."""
+        region = next((r for r in self.policy.regions if r.name == self.settings.region), None)
+        azure = region.cluster.azure if region else self.policy.cluster.azure
         if azure and not self.settings.kubeconfig:
             return connect_aks(azure)
         return connect(self.settings.kubeconfig, self.settings.kube_context)
@@ -162,11 +167,30 @@ class Runtime:
 
 _RUNTIMES: dict[str, Runtime] = {}
 MIGRATION_LOG = logging.getLogger("tripgen.migrations")
+REGION: ContextVar[str | None] = ContextVar("tripgen_region", default=None)
+"""The DR region the current steps act on (None: the primary); Prefect's task runner copies it into task threads."""
+
+
+@contextmanager
+def in_region(name: str | None) -> Iterator[None]:
+    """Every runtime() inside reaches the DR region `name` (None: the primary region)."""
+    token = REGION.set(name)
+    try:
+        yield
+    finally:
+        REGION.reset(token)
+
+
+def region_details() -> dict[str, str]:
+    """{"region": name} inside a DR region (for audit records), else {}."""
+    return {"region": name} if (name := REGION.get()) else {}
 
 
 def runtime() -> Runtime:
-    """The runtime for the current `TRIPGEN_*` settings, built once per distinct settings."""
+    """The runtime for the current `TRIPGEN_*` settings (in the current region), built once per distinct settings."""
     settings = Settings()
+    if region := REGION.get():
+        settings = settings.for_region(region)
     key = settings.model_dump_json()
     if key not in _RUNTIMES:
         _RUNTIMES[key] = Runtime(settings)

@@ -185,3 +185,14 @@ def test_invalid_yaml_and_missing_file(tmp_path):
 def test_usage_errors_exit_2():
     assert CliRunner().invoke(cli, ["policy", "check"]).exit_code == 2
     assert CliRunner().invoke(cli, ["no-such-command"]).exit_code == 2
+
+
+def test_regions_need_exactly_one_primary_and_print_the_order(tmp_path):
+    two = [{"name": "korea-central", "role": "primary"}, {"name": "korea-south", "role": "primary"}]
+    refused = _run_check(tmp_path, _broken(lambda d: d.update(regions=two)))
+    assert refused.exit_code == 2 and "name exactly one region with role: primary" in refused.output
+    ordered = [{"name": "korea-central", "role": "primary"}, {"name": "korea-south", "role": "dr"}]
+    accepted = _run_check(tmp_path, _broken(lambda d: d.update(regions=ordered)))
+    assert accepted.exit_code == 0, accepted.output
+    assert ("korea-central (primary, the cluster above), then korea-south (TRIPGEN_REGION_ENDPOINTS) once the primary's "
+            "watch passed; a failure in any region restores every region") in accepted.output
