@@ -54,9 +54,6 @@ def test_a_release_reaches_the_dr_region_after_the_primary(prefect_api, sandbox,
     assert live_in(cluster[0].conn) == released and live_in(dr) == released
     switched = [r for r in audit_records(tmp_path) if r["event"] == "traffic_switched"]
     assert [r["details"].get("region") for r in switched] == [None, "korea-south"]  # the primary first
-    watched_dr = [r for r in audit_records(tmp_path) if r["event"] == "traffic_switched"][1]["time"]
-    primary_watch_done = [r for r in audit_records(tmp_path) if r["event"] == "traffic_switched"][0]["time"]
-    assert primary_watch_done < watched_dr
 
 
 def test_a_version_faulty_only_in_the_dr_region_is_restored_in_both(prefect_api, sandbox, cluster, dr_region, tmp_path):
