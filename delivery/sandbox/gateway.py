@@ -4,7 +4,8 @@ answers as the chosen pod's version behaves, recording the request in the teleme
 Telemetry records each request's simulated service time (the latency drawn from the version's
 behavior, which the handler really waits), so verdicts do not depend on the sandbox's own CPU load.
 `GET /metrics` on the gateway is the scrape endpoint of every simulated sidecar and application (like
-Envoy's merged stats); it is never routed to a service.
+Envoy's merged stats); it is never routed to a service. `GET /actuator/metrics[/<name>]` is answered by the routed
+pod's application (delivery/sandbox/actuator.py) and not counted.
 
 With a `ProductionDatabase` (the sandbox's TRIPGEN_SANDBOX_DATABASE_URL), a production pod whose version's tables
 and columns are not all in PostgreSQL's schema (or that cannot reach it) fails its database health check and its API.
@@ -22,10 +23,21 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from delivery.sandbox.actuator import PREFIX as ACTUATOR_PREFIX
+from delivery.sandbox.actuator import ActuatorMetrics
 from delivery.sandbox.behavior import BehaviorBook, VersionBehavior
 from delivery.sandbox.database import UNREACHABLE, ProductionDatabase
 from delivery.sandbox.telemetry import EXPOSITION_CONTENT_TYPE, UNKNOWN, Telemetry
-from delivery.sandbox.traffic import NamespaceObjects, NoRoute, Upstream, host_name, resolve_target, route_request
+from delivery.sandbox.traffic import (
+    NamespaceObjects,
+    NoRoute,
+    Upstream,
+    host_name,
+    pod_address,
+    pod_upstream,
+    resolve_target,
+    route_request,
+)
 
 Z_95 = 1.6448536269514722  # the standard normal's 95th percentile
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -63,32 +75,47 @@ class _Gateway:
     def __init__(self, store: ObjectStore, behaviors: BehaviorBook, telemetry: Telemetry, rng: random.Random,
                  database: ProductionDatabase | None) -> None:
         self.store, self.behaviors, self.telemetry, self.rng, self.database = store, behaviors, telemetry, rng, database
+        self.actuator = ActuatorMetrics(behaviors, telemetry)
 
     async def metrics(self, request: Request) -> Response:
         return Response(self.telemetry.exposition(), media_type=EXPOSITION_CONTENT_TYPE)
 
     async def serve(self, request: Request) -> Response:
-        ingresses = self.store.list_objects("ingresses", None)
-        target = resolve_target(request.headers.get("host", ""), request.url.path, ingresses)
-        if isinstance(target, NoRoute):
-            return PlainTextResponse(target.reason, target.status)
-        upstream = route_request(target, request.headers, self._namespace_objects(target.namespace), self.rng)
-        if isinstance(upstream, NoRoute):
-            return PlainTextResponse(upstream.reason, upstream.status)
+        routed = self._route(request)
+        if isinstance(routed, NoRoute):
+            return PlainTextResponse(routed.reason, routed.status)
+        upstream, path = routed
         image = container_image(upstream.pod)
-        behavior = self.behaviors.for_image(image, target.namespace, host_name(request.headers.get("host", "")))
-        latency = latency_seconds(behavior, self.rng)
-        await asyncio.sleep(latency)
-        problem = self._database_problem(upstream, image)
-        status, body, uri = simulate_app(request.method, target.path, behavior, self.rng, problem)
-        self.telemetry.record_request(upstream.pod, upstream.service, request.method, uri, status, latency)
         meta = upstream.pod.get("metadata", {})
         headers = {
             "x-tripgen-pod": meta.get("name", ""),
             "x-tripgen-version": (meta.get("labels") or {}).get("version", UNKNOWN),
             "x-tripgen-image": image,
         }
+        problem = self._database_problem(upstream, image)
+        if path.startswith(ACTUATOR_PREFIX) and request.method == "GET":  # not counted in the telemetry
+            status, body = self.actuator.answer(path, request.query_params.getlist("tag"), upstream.pod, problem)
+            return JSONResponse(body, status, headers=headers)
+        behavior = self.behaviors.for_image(image, upstream.namespace, host_name(request.headers.get("host", "")))
+        latency = latency_seconds(behavior, self.rng)
+        await asyncio.sleep(latency)
+        status, body, uri = simulate_app(request.method, path, behavior, self.rng, problem)
+        self.telemetry.record_request(upstream.pod, upstream.service, request.method, uri, status, latency)
         return JSONResponse(body, status, headers=headers)
+
+    def _route(self, request: Request) -> tuple[Upstream, str] | NoRoute:
+        """The pod that answers the request and the path it sees: one pod by its address, else as routed."""
+        host = request.headers.get("host", "")
+        addressed = pod_address(host, request.url.path)
+        if addressed is not None:
+            namespace, pod, path = addressed
+            upstream = pod_upstream(self.store.list_objects("pods", namespace), namespace, pod)
+            return upstream if isinstance(upstream, NoRoute) else (upstream, path)
+        target = resolve_target(host, request.url.path, self.store.list_objects("ingresses", None))
+        if isinstance(target, NoRoute):
+            return target
+        upstream = route_request(target, request.headers, self._namespace_objects(target.namespace), self.rng)
+        return upstream if isinstance(upstream, NoRoute) else (upstream, target.path)
 
     def _database_problem(self, upstream: Upstream, image: str) -> str | None:
         if self.database is None:

@@ -81,7 +81,8 @@ class ContainerRestarts:
         terminated = {"exitCode": code, "reason": reason, "startedAt": status["state"]["running"]["startedAt"],
                       "finishedAt": timestamp(now), "containerID": status.get("containerID")}
         failed = {**status, "ready": False, "started": False, "lastState": {"terminated": terminated}}
-        delay = 0.0 if failures.count == 1 else min(self.backoff * 2 ** (failures.count - 2), BACKOFF_CAP * self.backoff)
+        doubled = self.backoff * 2 ** (failures.count - 2)
+        delay = 0.0 if failures.count == 1 else min(doubled, BACKOFF_CAP * self.backoff)
         if delay == 0:
             return self._start(pod, spec, failed)
         failures.restart_at = now + delay

@@ -11,6 +11,9 @@ How a request is addressed, first rule that applies:
    that Service directly, any path (e.g. `/actuator/health/db`).
 4. Any other Host (e.g. `127.0.0.1:8080`) is routed as `api.tripgen.com` by rule 2.
 
+One pod, ready or not, is reached by Host `<pod-ip-with-dashes>.<namespace>.pod.cluster.local` (its DNS name) or
+the path `/_pod/<namespace>/<pod-name>/<path>` (`pod_address`); it answers while a container of it is running.
+
 Host `validation.tripgen.com` (R-BG-2) routes by path like rules 2 or 4. Its Ingress backends are the
 `<service>-preview` Services (infra/k8s-manifests), which select what their own selector says (the release
 points each at the idle color it deploys), as on a real cluster. Routed to a live `<service>` instead (no
@@ -39,6 +42,8 @@ VALIDATION_HOST = "validation.tripgen.com"
 PREVIEW_SUFFIX = "-preview"
 DIRECT_PATH_PREFIX = "/_ns/"
 CLUSTER_DOMAIN = "svc.cluster.local"
+POD_DOMAIN = "pod.cluster.local"
+POD_PATH_PREFIX = "/_pod/"
 BLUE_GREEN = ("blue", "green")
 NO_HEALTHY_UPSTREAM = "no healthy upstream"
 
@@ -110,6 +115,29 @@ def resolve_target(host: str, path: str, ingresses: list[dict]) -> Target | NoRo
     best = max(matches, key=lambda e: len(e.path))
     return Target(best.namespace, best.service, path,
                   idle_color_only=name == VALIDATION_HOST and not best.service.endswith(PREVIEW_SUFFIX))
+
+
+def pod_address(host: str, path: str) -> tuple[str, str, str] | None:
+    """(namespace, pod IP or name, path) of a request addressed to one pod, else None."""
+    if path.startswith(POD_PATH_PREFIX):
+        namespace, _, rest = path[len(POD_PATH_PREFIX):].partition("/")
+        pod, _, rest = rest.partition("/")
+        return (namespace, pod, "/" + rest) if namespace and pod else None
+    name = host_name(host)
+    if name.endswith("." + POD_DOMAIN):
+        dashed, _, namespace = name[: -len(POD_DOMAIN) - 1].partition(".")
+        if namespace and "." not in namespace:
+            return namespace, dashed.replace("-", "."), path
+    return None
+
+
+def pod_upstream(pods: list[dict], namespace: str, pod: str) -> Upstream | NoRoute:
+    """The pod named `pod` or with IP `pod`, while one of its containers runs."""
+    found = next((p for p in pods if pod in (p["metadata"].get("name"), (p.get("status") or {}).get("podIP"))), None)
+    statuses = ((found or {}).get("status") or {}).get("containerStatuses") or []
+    if found is None or not any("running" in (s.get("state") or {}) for s in statuses):
+        return NoRoute(503, f"upstream connect error: pod {namespace}/{pod}: connection refused")
+    return Upstream(found, (found["metadata"].get("labels") or {}).get("app", pod), namespace)
 
 
 def route_request(

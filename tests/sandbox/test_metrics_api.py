@@ -109,7 +109,8 @@ def test_node_metrics_sum_the_system_and_the_pods_on_each_node(custom: client.Cu
     listed = custom.list_cluster_custom_object(GROUP, VERSION, "nodes")
     assert listed["kind"] == "NodeMetricsList"
     for item in listed["items"]:
-        on_node = [p for p in cluster.store.list_objects("pods") if p["spec"].get("nodeName") == item["metadata"]["name"]]
+        node = item["metadata"]["name"]
+        on_node = [p for p in cluster.store.list_objects("pods") if p["spec"].get("nodeName") == node]
         assert item["kind"] == "NodeMetrics" and item["window"] == "30s"
         assert parse_quantity(item["usage"]["cpu"]) == parse_quantity("180m") + len(on_node) * parse_quantity("250m")
     one = custom.get_cluster_custom_object(GROUP, VERSION, "nodes", NODE_NAMES[0])
