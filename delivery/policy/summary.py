@@ -29,7 +29,7 @@ def summarize(policy: Policy) -> list[tuple[str, str]]:
         ("delivery", _delivery(policy)),
         ("alerting", _alerting(policy)),
         ("kpi", _kpi(policy)),
-        ("disaster recovery", f"`tripgen-release dr-drill` holds RTO to {fd(policy.disaster_recovery.rto)}, RPO to "
+        ("DR drill", f"`tripgen-release dr-drill` holds RTO to {fd(policy.disaster_recovery.rto)}, RPO to "
                               f"{fd(policy.disaster_recovery.rpo)} and the database failover to "
                               f"{fd(policy.disaster_recovery.database_failover)}"),
         ("metrics", f"Prometheus {policy.prometheus.url}; templates {', '.join(sorted(policy.metric_templates))}"),
