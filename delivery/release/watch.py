@@ -58,7 +58,8 @@ def resource_cells(sample: ResourceSample | None) -> dict[str, str]:
 
 
 def resource_problems(sample: ResourceSample, restarts_before: dict[str, int]) -> str | None:
-    """Why the pods fail the watch: a pod over its memory limit, or restarted since the watch began; None if neither."""
+    """Why the pods fail the watch: a pod over its memory limit, or restarted since the watch began; None if neither
+    (restarts come from the pods' statuses, so they count even when metrics.k8s.io is unreadable)."""
     problems = []
     for pod in sample.pods:
         if pod.over_limit:
@@ -148,8 +149,11 @@ class WatchTarget:
 
 
 def with_resources(check: Check, sample: ResourceSample, restarts_before: dict[str, int]) -> Check:
-    """The check with the pods' resources in its row; a pod over its memory limit or restarted rolls back (R-MON)."""
+    """The check with the pods' resources in its row; a pod over its memory limit or restarted rolls back (R-MON);
+    unreadable pod metrics make a passing check inconclusive (they never pass)."""
     problem = resource_problems(sample, restarts_before)
+    if problem is None and sample.unreadable and check.verdict in ("ok", "alert"):
+        return replace(check, resources=sample, verdict="inconclusive", reason=f"pod metrics: {sample.unreadable}")
     if problem is None:
         return replace(check, resources=sample)
     reason = problem if check.verdict in ("ok", "alert", "inconclusive") else f"{check.reason} and {problem}"

@@ -112,10 +112,13 @@ def test_a_5xx_rollback_keeps_its_reason_and_adds_the_pods_problem():
     assert both.verdict == "rollback" and both.reason.startswith(failing.reason + " and a uses 1536Mi")
 
 
-def test_unreadable_pod_metrics_leave_the_verdict_to_the_requests_and_say_so():
+def test_unreadable_pod_metrics_make_a_passing_check_inconclusive_never_a_pass():
     from delivery.kube.metrics import PodUsage, ResourceSample
     from delivery.release.watch import with_resources
 
     sample = ResourceSample((PodUsage("a", None, None, GI, 0),), "metrics.k8s.io answered 404 Not Found: is metrics-server installed?")
     check = with_resources(_ok_check(), sample, {"a": 0})
-    assert check.verdict == "ok" and check.row()["memory"].startswith("unreadable: metrics.k8s.io answered 404")
+    assert check.verdict == "inconclusive" and check.reason.startswith("pod metrics: metrics.k8s.io answered 404")
+    assert check.row()["memory"].startswith("unreadable: metrics.k8s.io answered 404")
+    restarted = with_resources(_ok_check(), ResourceSample((PodUsage("a", None, None, GI, 2),), "down"), {"a": 0})
+    assert restarted.verdict == "rollback"  # restarts come from the pods' statuses
