@@ -29,6 +29,9 @@ class VersionFault(Strict):
     latency_p95_ms: float | None = Field(default=None, gt=0)
     db_healthy: bool | None = None
     becomes_ready: bool | None = None
+    cpu_millicores: float | None = Field(default=None, gt=0)
+    memory_mib: float | None = Field(default=None, gt=0)
+    memory_growth_mib_per_second: float | None = Field(default=None, ge=0)  # a leak's speed, tunable at run time
 
 
 class RefusalRequest(Strict):

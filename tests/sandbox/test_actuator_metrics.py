@@ -134,3 +134,10 @@ def test_a_pod_is_reached_by_its_address_and_a_leaky_versions_memory_grows(gatew
     wait_until(lambda: used() > first, 30, "jvm.memory.used growing")
     limit = float(parse_quantity(pod.spec.containers[0].resources.limits["memory"]))
     assert all(used() <= limit for _ in range(10))
+
+
+def test_a_versions_memory_changes_at_run_time(gateway: httpx.Client, sandbox: tuple[Endpoints, Path]) -> None:
+    faults = {"versions": {"user-service:v1.0.0": {"memory_mib": 448, "memory_growth_mib_per_second": 0}}}
+    httpx.patch(f"{sandbox[0].control}/faults", json=faults).raise_for_status()
+    body = metric(gateway, "/actuator/metrics/jvm.memory.used", host="user-service.production.svc.cluster.local").json()
+    assert measurements(body) == {"VALUE": 448 * MIB}
