@@ -106,6 +106,13 @@ def test_a_faulty_version_is_rolled_back_by_the_watch(prefect_api, sandbox, clus
         assert live(cluster, service) == ("blue", BASE_IMAGE.format(service=service))
     events = audit_events(tmp_path)
     assert events.count("traffic_switched") == 2 and events.count("rollback_executed") == 2
+    # the restore path diagnosed the two services by itself: the run's artifact and the bundle beside the audit log
+    diagnosis = [a for a in prefect_api.artifacts(prefect_api.flow_run(run)["id"])
+                 if (a["key"] or "").startswith("diagnosis-production-")]
+    assert len(diagnosis) == 1 and "user-service" in diagnosis[0]["key"] and "location-service" in diagnosis[0]["key"]
+    assert all(f"## {section}" in diagnosis[0]["data"] for section in ("Pods", "Events", "Logs", "Resource use", "Actuator"))
+    bundles = list((tmp_path / "diagnostics").glob("diagnosis-production-*.tar.gz"))
+    assert len(bundles) == 1
 
 
 def test_a_failure_in_group_3_switches_groups_1_and_2_back(prefect_api, sandbox, cluster, tmp_path):
