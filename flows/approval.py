@@ -44,8 +44,8 @@ def collect_approvals(policy: Approvals, kind: Kind, initiator: str, tag: str, c
     log = get_run_logger()
     approvals = ApprovalRound(policy, kind, initiator, commit_author)
     deadline = datetime.now(timezone.utc) + policy.timeout
-    proof = RoundProof(approval_key(runtime().settings, PrefectSecrets()), str(flow_run.id), f"{kind}-approval", deadline,
-                       eligible_approvers(policy, approvals.eligible_groups(), initiator, commit_author))
+    proof = RoundProof(approval_key(runtime().settings, PrefectSecrets()), str(flow_run.id), f"{kind}-approval",
+                       code_expiry(policy, deadline), eligible_approvers(policy, approvals.eligible_groups(), initiator, commit_author))
     send_codes(proof, evidence(), tag)
     numbers = {"approvals needed": approvals.rule.approvers, "from": ", ".join(approvals.eligible_groups()), "initiator": initiator}
     send_alert(alert(tag, "medium", f"{tag}: {kind} waits for approval", numbers))
@@ -70,10 +70,21 @@ def collect_approvals(policy: Approvals, kind: Kind, initiator: str, tag: str, c
             break
         shown = evidence()
         judge(approvals, proof, answer, shown.digest(), tag)
+        if approvals.complete or approvals.rejected_by:
+            break
         if shown.digest() != proof.current_digest:
             log.warning("the evidence of %s changed since the codes were sent: earlier codes are void; sending new ones", tag)
             send_codes(proof, shown, tag)
+        elif datetime.now(timezone.utc) >= proof.expires_at:
+            log.info("the codes sent for %s expired at %s; sending new ones", tag, proof.expires_at)
+            proof.expires_at = code_expiry(policy, deadline)
+            send_codes(proof, shown, tag)
     return approvals
+
+
+def code_expiry(policy: Approvals, deadline: datetime) -> datetime:
+    """When codes sent now expire: after the policy's code lifetime, or with the round if that comes first."""
+    return min(deadline, datetime.now(timezone.utc) + policy.code_lifetime)
 
 
 def judge(approvals: ApprovalRound, proof: RoundProof, answer: ApprovalForm, digest: str, tag: str) -> None:

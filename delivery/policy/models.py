@@ -398,6 +398,8 @@ class Approvals(Strict):
     commit_author_may_approve: bool = False  # the author of the tag's commit, when the trigger passes it
     approver_channels: dict[str, ApproverChannel] = {}  # SPEC names no addresses: each file lists its own
     timeout: PositiveDuration = _d("24h")
+    code_lifetime: PositiveDuration = Field(default=_d("24h"), description="a personal code expires this long after it "
+                                            "is sent, or with its round if sooner; a round still open gets new codes")
     poll_interval: PositiveDuration = _d("10s")
 
 

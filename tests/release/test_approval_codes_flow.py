@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import time
+from datetime import datetime, timezone
 from pathlib import Path
+
+import pytest
 
 from tests.mail import APPROVAL_CODE_KEY, mailbox
 from tests.release.conftest import audit_records, release_run
 
 WRONG = "AAAA-AAAA-AAAA-AAAA-AAAA-AAAA"
+EXPIRY = re.compile(r"It expires at (\S+ \S+) UTC")
 
 
 def every(prefect_api, path: str, body: dict) -> list[dict]:
@@ -76,3 +82,24 @@ def test_every_unproven_answer_is_refused_and_audited_and_changed_evidence_voids
     leaks = [(where, secret[:4]) for where, text in kept.items() for secret in secrets
              if secret in text or secret.replace("-", "") in text]
     assert not leaks, leaks
+
+
+@pytest.mark.parametrize("policy_changes", [{"approvals": {"code_lifetime": "2s", "timeout": "12s"}}])
+def test_an_expired_code_is_refused_and_audited_and_new_codes_are_sent(prefect_api, sandbox, tmp_path, policy_changes):
+    run = release_run("v1.2.0", services=["user-service"], initiator="demo-dev")
+    run_id = prefect_api.wait_for_pause(run)["id"]
+    old = mailbox().code(address("demo-lead"), run_id)
+    mail = next(m for m in mailbox().mails if address("demo-lead") in m.to and run_id in m.text)
+    expires = datetime.strptime(EXPIRY.search(mail.text).group(1), "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc)
+    while datetime.now(timezone.utc) <= expires:  # the code's own expiry, read from its mail
+        time.sleep(0.2)
+    prefect_api.approve(run, "demo-lead", code=old)
+    renewed = mailbox().code(address("demo-lead"), run_id, skip=1)
+    assert renewed != old
+    state = run.join(60)  # nobody answers again: the round times out
+    assert state.is_failed() and "rejected by timeout" in state.message
+    records = audit_records(tmp_path)
+    refused = [r["details"] for r in records if r["event"] == "approval_refused"]
+    assert [d["proof"] for d in refused] == ["expired"] and refused[0]["code_id"]
+    assert refused[0]["reason"].startswith("demo-lead's code expired at ")
+    assert len([r for r in records if r["event"] == "approval_requested"]) == 2
