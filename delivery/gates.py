@@ -33,6 +33,7 @@ from delivery.policy.models import (
     UnitTestGate,
 )
 from delivery.reports import ReportError, http_session, read_report
+from delivery.reports.source import ReportSource
 from delivery.reports.coverage import parse_coverage
 from delivery.reports.junit import parse_junit
 from delivery.reports.k6 import LoadTestSummary, parse_k6_summary
@@ -74,7 +75,7 @@ def blocking(results: Iterable[GateResult]) -> list[GateResult]:
 
 
 def check_unit_tests(
-    gate: UnitTestGate, tag: str, reports_root: str | Path, *, http_client: httpx.Client | None = None
+    gate: UnitTestGate, tag: str, reports_root: str | Path | ReportSource, *, http_client: httpx.Client | None = None
 ) -> GateResult:
     """Line coverage from JaCoCo or Cobertura XML must be at least `min_coverage_percent`."""
     required = _percent(gate.min_coverage_percent)
@@ -106,7 +107,7 @@ def check_unit_tests(
 
 
 def check_integration_tests(
-    gate: IntegrationTestGate, tag: str, reports_root: str | Path, *, http_client: httpx.Client | None = None
+    gate: IntegrationTestGate, tag: str, reports_root: str | Path | ReportSource, *, http_client: httpx.Client | None = None
 ) -> GateResult:
     """The share of executed JUnit test cases that passed must be at least `min_pass_percent`."""
     required = _percent(gate.min_pass_percent)
@@ -146,15 +147,17 @@ def check_security_scan(
     gate: SecurityScanGate,
     tag: str,
     images: Mapping[str, str],
-    reports_root: str | Path,
+    reports_root: str | Path | ReportSource,
     *,
     http_client: httpx.Client | None = None,
     use_trivy: bool = True,
     trivy_timeout_seconds: float = TRIVY_TIMEOUT_SECONDS,
+    digests: Mapping[str, str] | None = None,
 ) -> GateResult:
     """Each image (service -> image ref) may have at most `max_critical` CRITICAL and, when set, `max_high` HIGH.
 
     Runs `trivy image` when `use_trivy` and `trivy` is on PATH; otherwise reads each service's Trivy JSON report.
+    A scan naming another digest than the release's (`digests`, service -> sha256:…) has no verdict.
     """
     threshold = f"at most {gate.max_critical} CRITICAL" + (
         f" and {gate.max_high} HIGH per image" if gate.max_high is not None else " per image (HIGH listed, not gating)"
@@ -172,7 +175,9 @@ def check_security_scan(
     problems: dict[str, str] = {}
     for service, image in images.items():
         try:
-            scans[service] = scan(service, image)
+            found = scan(service, image)
+            _same_build(found, (digests or {}).get(service), f"trivy image {image}" if trivy else _file(gate, tag, service))
+            scans[service] = found
         except ReportError as err:
             problems[service] = str(err)
     violations = {service: _violations(gate, found) for service, found in scans.items()}
@@ -194,6 +199,16 @@ def check_security_scan(
         return no_verdict(SECURITY_SCAN, gate, threshold, unread, rows=rows, measured=measured)
     summary = f"{SECURITY_SCAN}: {measured}; allowed: {threshold}"
     return judged(SECURITY_SCAN, gate, ok=True, measured=measured, threshold=threshold, summary=summary, rows=rows)
+
+
+def _same_build(scan: TrivyScan, digest: str | None, scanned: str) -> None:
+    """ReportError unless the scan names `digest`, where it names any digest at all (a by-tag report names none)."""
+    if digest and scan.digests and digest not in scan.digests:
+        raise ReportError(f"{scanned} scanned {', '.join(scan.digests)}, the release is {digest}: scan the image being released")
+
+
+def _file(gate: SecurityScanGate, tag: str, service: str) -> str:
+    return gate.report.format(tag=tag, service=service).rstrip("/").rpartition("/")[2]
 
 
 def _violations(gate: SecurityScanGate, scan: TrivyScan) -> list[str]:
@@ -258,7 +273,7 @@ class _Comparison:
 
 
 def check_performance(
-    gate: PerformanceGate, tag: str, reports_root: str | Path, *, http_client: httpx.Client | None = None
+    gate: PerformanceGate, tag: str, reports_root: str | Path | ReportSource, *, http_client: httpx.Client | None = None
 ) -> GateResult:
     """k6 p95 duration, error rate and requests/s each within ±`max_deviation_percent` of the baseline summary."""
     band = gate.max_deviation_percent

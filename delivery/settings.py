@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from delivery.policy.loader import load_policy
@@ -38,7 +38,8 @@ class Settings(BaseSettings):
     gateway_url: str = "https://api.tripgen.com"
     public_host: str = "api.tripgen.com"
     staging_host: str = "staging-api.tripgen.com"
-    reports: Path = Path(".")
+    reports: Path | str = Path(".")  # a directory, or an Azure Blob container URL (delivery/reports/source.py)
+    reports_blob_connection_string: SecretStr | None = None  # a container's connection string or SAS (None: DefaultAzureCredential)
     run_trivy: bool = True  # scan with the trivy binary when installed; False reads the reports
     audit_log: Path = Path("audit/audit.jsonl")
     audit_blob_connection_string: SecretStr | None = None  # set: every audit record is also appended to Azure Blob (delivery/audit_blob.py)
@@ -56,6 +57,12 @@ class Settings(BaseSettings):
     release_lock_check_seconds: float = Field(default=10, gt=0)
     region: str | None = None  # set by for_region: the DR region these settings reach (None: the primary)
     region_endpoints: dict[str, RegionEndpoints] = {}  # TRIPGEN_REGION_ENDPOINTS, JSON: {"korea-south": {"kubeconfig": ...}}  # how often a release renews its lock's lease and checks it still holds it
+
+    @field_validator("reports", mode="before")
+    @classmethod
+    def _directory_or_url(cls, value: object) -> object:
+        """An http(s) URL stays a string (a Path would fold its `//`); anything else is a directory."""
+        return value if isinstance(value, str) and value.startswith(("http://", "https://")) else Path(value)
 
     def for_region(self, name: str) -> Settings:
         """These settings pointed at the DR region `name`: its TRIPGEN_REGION_ENDPOINTS entry replaces the cluster,

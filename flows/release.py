@@ -166,7 +166,7 @@ def shown_to_approvers(plan: ReleasePlan, gates: list[GateResult], staging: Stag
     def read() -> ApprovalEvidence:
         rt = runtime()
         shown = plan.model_copy(update={"images": resolve_images(plan.tag, plan.services)})
-        bundle = bundle_of(rt.policy.quality_gates.database_migrations, rt.settings.reports, plan.tag)
+        bundle = bundle_of(rt.policy.quality_gates.database_migrations, rt.reports, plan.tag)
         return ApprovalEvidence.of(shown, gates, staging.rows, bundle)
 
     return read

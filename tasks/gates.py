@@ -18,14 +18,15 @@ GATES = ("unit_tests", "integration_tests", "security_scan", "performance", "cod
 
 
 @task(name="quality gate", task_run_name="gate {gate}", retry_condition_fn=transient_only, **HTTP_STEP)
-def check_gate(gate: str, tag: str, images: dict[str, str]) -> GateResult:
-    """Evaluate one gate against this tag's report; writes its table artifact."""
+def check_gate(gate: str, tag: str, images: dict[str, str], digests: dict[str, str] | None = None) -> GateResult:
+    """Evaluate one gate against this tag's report (a Trivy scan must name the release's `digests`); writes its table artifact."""
     rt = runtime()
-    config, root = getattr(rt.policy.quality_gates, gate), rt.settings.reports
+    config, root = getattr(rt.policy.quality_gates, gate), rt.reports
     checks = {
         "unit_tests": lambda: gates.check_unit_tests(config, tag, root),
         "integration_tests": lambda: gates.check_integration_tests(config, tag, root),
-        "security_scan": lambda: gates.check_security_scan(config, tag, images, root, use_trivy=rt.settings.run_trivy),
+        "security_scan": lambda: gates.check_security_scan(config, tag, images, root, use_trivy=rt.settings.run_trivy,
+                                                          digests=digests),
         "performance": lambda: gates.check_performance(config, tag, root),
         "code_quality": lambda: gates.check_code_quality(config, tag),
         "database_migrations": lambda: check_database_migrations(config, tag, root, lambda: database_dsn(config)),
@@ -42,7 +43,8 @@ def check_gate(gate: str, tag: str, images: dict[str, str]) -> GateResult:
 def run_quality_gates(tag: str, plan: ReleasePlan) -> list[GateResult]:
     """Every gate at once; each required gate that failed (or could not be read) is audited `gate_failed`."""
     images = {name: image.by_tag for name, image in plan.images.items()}
-    futures = [check_gate.submit(gate, tag, images) for gate in GATES]
+    digests = {name: image.digest for name, image in plan.images.items()}
+    futures = [check_gate.submit(gate, tag, images, digests) for gate in GATES]
     results = [future.result() for future in futures]
     if metrics := runtime().metrics:
         metrics.gates(tag, {result.gate: result.verdict == "passed" for result in results})

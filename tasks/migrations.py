@@ -26,7 +26,7 @@ def migrate(record: str, tag: str, phase: Phase, initiator: str, release: str | 
     Not retried: a failed file rolled its own transaction back, and the release's restore runs `down`.
     """
     rt, log = runtime(), get_run_logger()
-    migrations = ReleaseMigrations(rt.policy.quality_gates.database_migrations, rt.settings.reports, log=log.info)
+    migrations = ReleaseMigrations(rt.policy.quality_gates.database_migrations, rt.reports, log=log.info)
     if not migrations.bundle(tag).phases[phase]:
         log.info("%s ships no %s migrations", tag, phase.value)
         return []
@@ -44,7 +44,7 @@ def migrate(record: str, tag: str, phase: Phase, initiator: str, release: str | 
 def pending_contracts(tag: str) -> list[str]:
     """Earlier tags whose contract has not run yet (the policy's next_release, or a contract that failed)."""
     rt = runtime()
-    return ReleaseMigrations(rt.policy.quality_gates.database_migrations, rt.settings.reports).pending_contracts(tag)
+    return ReleaseMigrations(rt.policy.quality_gates.database_migrations, rt.reports).pending_contracts(tag)
 
 
 class BackfillProgress:

@@ -12,6 +12,7 @@ from delivery.migrations.gate import bundle_of, limits_of, pending_contracts
 from delivery.migrations.runner import Applied, MigrationError, MigrationRunner, Progress
 from delivery.notify.credentials import PrefectSecrets
 from delivery.policy.models import DatabaseMigrationsGate
+from delivery.reports.source import ReportSource
 
 
 def database_dsn(gate: DatabaseMigrationsGate, secrets: Callable[[str], str | None] | None = None) -> str | None:
@@ -26,7 +27,7 @@ def database_dsn(gate: DatabaseMigrationsGate, secrets: Callable[[str], str | No
 class ReleaseMigrations:
     """The migrations of each tag under `root` (the gate's `report` template), run on the production database."""
 
-    def __init__(self, gate: DatabaseMigrationsGate, root: Path, log: Callable[[str], None] = print) -> None:
+    def __init__(self, gate: DatabaseMigrationsGate, root: Path | ReportSource, log: Callable[[str], None] = print) -> None:
         self.gate, self.root, self.log = gate, root, log
 
     def bundle(self, tag: str) -> MigrationBundle:

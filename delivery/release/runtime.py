@@ -35,6 +35,7 @@ from delivery.release.canary import CanaryRollout
 from delivery.release.probes import Prober
 from delivery.release.record import ReleaseRecords
 from delivery.release.restore import Restorer
+from delivery.reports.source import ReportSource, report_source
 from delivery.settings import Settings
 
 
@@ -112,7 +113,12 @@ class Runtime:
     @cached_property
     def migrations(self) -> ReleaseMigrations:
         """The tags' migrations (under the reports root) on the production database."""
-        return ReleaseMigrations(self.policy.quality_gates.database_migrations, self.settings.reports, log=MIGRATION_LOG.info)
+        return ReleaseMigrations(self.policy.quality_gates.database_migrations, self.reports, log=MIGRATION_LOG.info)
+
+    @cached_property
+    def reports(self) -> ReportSource:
+        """The CI reports and migrations: TRIPGEN_REPORTS, a directory or a blob container."""
+        return report_source(self.settings.reports, self.settings.reports_blob_connection_string)
 
     @cached_property
     def http(self) -> httpx.Client:

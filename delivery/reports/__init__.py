@@ -1,6 +1,7 @@
 """Readers of the reports the quality gates judge: coverage, JUnit, Trivy, k6 and SonarQube.
 
-`read_report` fetches a report from a path or URL template; each format's module turns the bytes into numbers.
+`read_report` fetches a report from a path or URL template, a path under the reports' source (a directory or a
+blob container, delivery/reports/source.py); each format's module turns the bytes into numbers.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import defusedxml.ElementTree as safe_xml
 import httpx
 from defusedxml import DefusedXmlException
 
+from delivery.reports.source import ReportSource, ReportSourceError, report_source
+
 REPORT_FETCH_TIMEOUT_SECONDS = 30.0
 
 
@@ -34,9 +37,10 @@ class RawReport:
 
 
 def read_report(
-    template: str, reports_root: str | Path, *, http_client: httpx.Client | None = None, **fields: str
+    template: str, reports_root: str | Path | ReportSource, *, http_client: httpx.Client | None = None, **fields: str
 ) -> RawReport:
-    """Fill `{tag}`/`{service}` into `template` and read that file (relative to `reports_root`) or http(s) URL."""
+    """Fill `{tag}`/`{service}` into `template` and read that file (relative to `reports_root`, a directory or a
+    ReportSource) or http(s) URL."""
     for name, value in fields.items():
         if not value or "/" in value or "\\" in value or value in {".", ".."}:
             raise ReportError(f"{name} '{value}' cannot be part of a report path: it must be one path segment")
@@ -50,15 +54,18 @@ def read_report(
         ) from None
     if is_url:
         return RawReport(location, _fetch(location, http_client))
-    path = Path(reports_root) / location
+    source = report_source(reports_root)
+    where = source.location(location)
     try:
-        return RawReport(str(path), path.read_bytes())
+        return RawReport(where, source.read_bytes(location))
     except FileNotFoundError:
         raise ReportError(
-            f"no report at {path}: the CI job must publish it there, or the report path in the policy is wrong"
+            f"no report at {where}: the CI job must publish it there, or the report path in the policy is wrong"
         ) from None
+    except ReportSourceError as err:
+        raise ReportError(str(err)) from None
     except OSError as err:
-        raise ReportError(f"cannot read the report {path}: {err.strerror}") from None
+        raise ReportError(f"cannot read the report {where}: {err.strerror}") from None
 
 
 @contextmanager

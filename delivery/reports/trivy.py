@@ -32,6 +32,7 @@ class TrivyScan:
     artifact: str
     counts: Mapping[str, int]
     findings: tuple[Vulnerability, ...]
+    digests: tuple[str, ...] = ()  # the manifest digests the report names (ArtifactName, Metadata.RepoDigests)
 
 
 def parse_trivy(report: RawReport) -> TrivyScan:
@@ -52,7 +53,8 @@ def parse_trivy(report: RawReport) -> TrivyScan:
             counts[severity] += 1
             if severity in LISTED_SEVERITIES:
                 findings.append(_vulnerability(item, severity))
-    return TrivyScan(artifact=str(data.get("ArtifactName", "")), counts=counts, findings=tuple(findings))
+    return TrivyScan(artifact=str(data.get("ArtifactName", "")), counts=counts, findings=tuple(findings),
+                     digests=_digests(data))
 
 
 def run_trivy(trivy: str, image: str, timeout_seconds: float) -> TrivyScan:
@@ -74,6 +76,15 @@ def run_trivy(trivy: str, image: str, timeout_seconds: float) -> TrivyScan:
         reason = lines[-1].strip() if lines else "no error output"
         raise ReportError(f"trivy exited with {done.returncode} scanning {image}: {reason}")
     return parse_trivy(RawReport(f"trivy image {image}", done.stdout))
+
+
+def _digests(data: dict) -> tuple[str, ...]:
+    """The `sha256:…` after the `@` of ArtifactName and of each Metadata.RepoDigests entry (none for a by-tag scan)."""
+    metadata = data.get("Metadata") if isinstance(data.get("Metadata"), dict) else {}
+    repo_digests = metadata.get("RepoDigests")
+    refs = [data.get("ArtifactName"), *(repo_digests if isinstance(repo_digests, list) else [])]
+    found = [ref.rpartition("@")[2] for ref in refs if isinstance(ref, str) and "@sha256:" in ref]
+    return tuple(dict.fromkeys(found))
 
 
 def _list(value: object, key: str, location: str) -> list[dict]:

@@ -2,9 +2,6 @@
 retention policy, which Azurite lacks (no ARM, no immutability or legal hold), against ARM's documented answers."""
 
 import json
-import shutil
-import socket
-import subprocess
 from datetime import datetime, timedelta, timezone
 
 import httpx
@@ -21,41 +18,17 @@ from delivery.cli import cli
 from delivery.localdb import free_port
 from delivery.policy.models import Policy
 from delivery.settings import Settings
-from tests.waiting import wait_until
+from tests.azurite import KEY, connection_string, start_azurite
 
-# Azurite's well-known development account (public, in Microsoft's docs): not a secret.
-KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 ACCOUNT_ID = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/tripgen/providers/Microsoft.Storage/storageAccounts/tripgenaudit"
 POLICY_URL = f"{ARM}{ACCOUNT_ID}/blobServices/default/containers/tripgen-audit/immutabilityPolicies/default"
-
-
-def connection_string(port: int) -> str:
-    return (f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={KEY};"
-            f"BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;")
-
-
-def answers(port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 @pytest.fixture(scope="module")
 def azurite(tmp_path_factory):
     """Azurite's blob service on a free port; the connection string to it."""
-    binary = shutil.which("azurite-blob")
-    if binary is None:
-        pytest.fail("azurite-blob is not installed: npm install -g azurite@3 (.ci/run does)")
-    port = free_port()
-    process = subprocess.Popen([binary, "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location",
-                                str(tmp_path_factory.mktemp("azurite")), "--silent", "--skipApiVersionCheck", "--loose", "--disableTelemetry"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        wait_until(lambda: answers(port) or process.poll() is not None, 30, "azurite-blob to listen")
-        assert process.poll() is None, f"azurite-blob exited: {process.stderr.read().decode()}"
-        yield connection_string(port)
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with start_azurite(tmp_path_factory.mktemp("azurite")) as connection:
+        yield connection
 
 
 @pytest.fixture
