@@ -46,7 +46,8 @@ class Standby(LocalPostgres):
 class ReplicatedPair:
     """The primary (`state_dir/primary`) and its hot standby (`state_dir/standby`), started together, stopped together."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, seed_sql: str | None = None) -> None:
+        self.seed_sql = seed_sql  # run on the primary before the base backup, so the standby starts with it
         self.primary = LocalPostgres(Path(state_dir) / "primary")
         self.standby = Standby(Path(state_dir) / "standby")
         self.cut = False
@@ -59,8 +60,11 @@ class ReplicatedPair:
         self.stop()
 
     def start(self) -> None:
-        """Starts the primary, clones it into the standby and starts that streaming from the slot."""
+        """Starts the primary (seeded), clones it into the standby and starts that streaming from the slot."""
         self.primary.start()
+        if self.seed_sql:
+            with psycopg.connect(self.primary_dsn(), autocommit=True, connect_timeout=5) as conn:
+                conn.execute(self.seed_sql.encode())
         self.standby.clone(self.primary)
         self.standby.start()
 

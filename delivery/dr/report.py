@@ -28,6 +28,16 @@ class DataLoss:
 
 
 @dataclass(frozen=True)
+class TrafficSwitch:
+    """How traffic moved off korea-central after the cut: who served then, and when (seconds from the cut)."""
+
+    served_by: str  # the front's REGION_HEADER on its first 200 for the production path after the cut
+    primary_degraded_seconds: float  # the monitor marked korea-central degraded: the front stopped routing there
+    served_seconds: float  # the front answered 200 from the DR region on the production path (the RTO's end)
+    write_id: int  # the row the DR region's DSN accepted after promotion
+
+
+@dataclass(frozen=True)
 class Verdict:
     """One row of the table: what was measured, its value, the policy's limit, and whether it is within."""
 
@@ -44,11 +54,12 @@ class DrillReport:
     detected_seconds: float  # the watchdog's deciding failed check
     promoted_seconds: float  # pg_promote returned
     failover_seconds: float  # the promoted standby accepted a write
-    rto_seconds: float  # the DR side answered healthy: the standby's health query, then the caller's traffic switch
+    rto_seconds: float  # the DR side answered healthy: the promoted standby's health query, then (with regions) the front
     rto_scope: str  # what the RTO interval ended on
     data: DataLoss
     redis: RedisRestore | None
     limits: DisasterRecovery
+    traffic: TrafficSwitch | None = None  # with the two regions: how traffic moved to korea-south
 
     def verdicts(self) -> list[Verdict]:
         lim, data = self.limits, self.data
@@ -71,9 +82,10 @@ class DrillReport:
 
     def details(self) -> dict:
         """The numbers for the audit event (no DSN, no host)."""
-        numbers = {k: v for k, v in asdict(self).items() if k not in ("limits", "data", "redis")}
+        numbers = {k: v for k, v in asdict(self).items() if k not in ("limits", "data", "redis", "traffic")}
         return {**numbers, **asdict(self.data), "rows_lost": self.data.rows_lost,
                 "redis": asdict(self.redis) if self.redis else None,
+                "traffic": asdict(self.traffic) if self.traffic else None,
                 "limits": {k: v.total_seconds() for k, v in self.limits},
                 "within_limits": self.ok}
 
@@ -96,7 +108,14 @@ def render_markdown(report: DrillReport) -> str:
             f"{duration(report.promoted_seconds)}, first write accepted at {duration(report.failover_seconds)}. "
             f"Last row acknowledged by the primary: {report.data.last_primary_seq}; last on the promoted standby: "
             f"{report.data.last_standby_seq}. WAL just before the cut: primary flushed {report.data.primary_flush_lsn}, "
-            f"standby replayed {report.data.standby_replay_lsn}.\n")
+            f"standby replayed {report.data.standby_replay_lsn}.{_switch(report.traffic)}\n")
+
+
+def _switch(traffic: TrafficSwitch | None) -> str:
+    return "" if traffic is None else (
+        f" Traffic Manager: korea-central marked degraded at {duration(traffic.primary_degraded_seconds)}, the front "
+        f"served the production path from {traffic.served_by} at {duration(traffic.served_seconds)}; the promoted "
+        f"database took trips row {traffic.write_id} through the DR region's DSN.")
 
 
 def _summary(report: DrillReport) -> str:

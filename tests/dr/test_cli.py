@@ -18,14 +18,14 @@ def dr_drill(*args: str) -> subprocess.CompletedProcess:
                           cwd=REPO, timeout=300)
 
 
-def test_the_drill_prints_rto_rpo_and_the_failover_time_and_exits_0() -> None:
+def test_the_drill_prints_rto_through_the_traffic_switch_rpo_and_the_failover_time_and_exits_0() -> None:
     with server_state_dir() as work:
         done = dr_drill("--policy", str(REPO / "policies" / "tripgen.yaml"), "--work-dir", str(work), "--redis-keys", "200")
         assert list(work.iterdir()) == []  # the drill's servers and files are gone
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].split() == ["measure", "measured", "policy", "within"]
-    for measure, limit in (("RTO (database healthy)", "≤ 30m"), ("RPO", "≤ 15m"), ("database failover", "< 1m"),
+    for measure, limit in (("RTO (traffic switched to korea-south)", "≤ 30m"), ("RPO", "≤ 15m"), ("database failover", "< 1m"),
                            ("Redis restore (RDB + AOF)", "every key")):
         [row] = [line for line in lines if line.startswith(measure + " ")]
         assert limit in row and row.endswith("ok"), row
@@ -38,13 +38,14 @@ def in_process(*args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-def test_a_failover_slower_than_the_policy_exits_1(tmp_path: Path) -> None:
+def test_a_failover_slower_than_the_policy_exits_1_and_no_regions_ends_rto_at_the_database(tmp_path: Path) -> None:
     policy = tmp_path / "strict.yaml"
     policy.write_text("disaster_recovery: {database_failover: 1ms}\n")
     with server_state_dir() as work:
-        code, output = in_process("--policy", str(policy), "--work-dir", str(work), "--redis-keys", "10")
+        code, output = in_process("--policy", str(policy), "--work-dir", str(work), "--redis-keys", "10", "--no-regions")
     assert code == 1, output
     assert "OUTSIDE the policy's limits: database failover" in output
+    assert "RTO (database healthy) " in output
 
 
 def test_bad_usage_exits_2_with_a_clear_message(tmp_path: Path) -> None:

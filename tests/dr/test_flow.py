@@ -45,6 +45,7 @@ def test_the_flow_publishes_the_numbers_and_audits_them(tmp_path: Path, monkeypa
     assert (record["event"], record["actor"], record["release"]) == ("dr_drill_completed", "ops.lee", "dr-drill")
     details = record["details"]
     assert details["within_limits"] is True and details["failover_seconds"] < details["limits"]["database_failover"]
+    assert details["traffic"]["served_by"] == "korea-south" and details["rto_scope"] == "traffic switched to korea-south"
     assert details["flow_run_id"] == str(state.state_details.flow_run_id)
     assert verify(log.path).intact and "postgresql://" not in log.path.read_text()
 

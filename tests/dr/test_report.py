@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from delivery.dr.redis_backup import RedisRestore
-from delivery.dr.report import DataLoss, DrillReport, render_markdown, render_table
+from delivery.dr.report import DataLoss, DrillReport, TrafficSwitch, render_markdown, render_table
 from delivery.policy.models import DisasterRecovery
 
 
@@ -44,3 +44,13 @@ def test_the_limits_come_from_the_policy() -> None:
     assert details["limits"] == {"rto": 1800.0, "rpo": 900.0, "database_failover": 60.0}
     assert details["rows_lost"] == 2 and details["within_limits"] is True
     assert not any("postgresql://" in str(value) for value in details.values())
+
+
+def test_a_traffic_switch_is_in_the_artifact_and_the_audit_details() -> None:
+    switch = TrafficSwitch(served_by="korea-south", primary_degraded_seconds=0.9, served_seconds=1.2, write_id=2501)
+    switched = DrillReport(**{**report(rto=1.2).__dict__, "rto_scope": "traffic switched to korea-south", "traffic": switch})
+    assert "| RTO (traffic switched to korea-south) | 1.2s | ≤ 30m | ok |" in render_markdown(switched)
+    assert "korea-central marked degraded at 900ms, the front served the production path from korea-south at 1.2s" \
+        in render_markdown(switched)
+    assert switched.details()["traffic"] == {"served_by": "korea-south", "primary_degraded_seconds": 0.9,
+                                             "served_seconds": 1.2, "write_id": 2501}
