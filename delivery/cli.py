@@ -65,13 +65,16 @@ cli.add_command(diagnose)
 @click.option("--strategy", type=click.Choice(["blue-green", "canary"]), default="blue-green", show_default=True)
 @click.option("--mode", type=click.Choice(["direct", "gitops"]), default="direct", show_default=True,
               help="gitops: each production change is a commit to a local manifests repository that the sandbox's ArgoCD syncs.")
-def demo(policy_file: str, state_dir: str, keep: bool, strategy: str, mode: str) -> None:
+@click.option("--regions", is_flag=True, help="Two sandbox clusters: Korea Central, then Korea South once its watch passed.")
+def demo(policy_file: str, state_dir: str, keep: bool, strategy: str, mode: str, regions: bool) -> None:
     """Run full releases on the sandbox: v1.2.0 goes live after two approvals, v1.3.0-faulty is rolled back."""
     from pathlib import Path
 
     from delivery.demo import run_demo
 
-    run_demo(Path(policy_file), Path(state_dir), keep, ("v1.2.0", "v1.3.0-faulty"), strategy, mode)
+    if regions and mode == "gitops":
+        raise click.UsageError("--regions releases directly to both clusters: leave out --mode gitops")
+    run_demo(Path(policy_file), Path(state_dir), keep, ("v1.2.0", "v1.3.0-faulty"), strategy, mode, regions)
 
 
 @cli.command("rollback")

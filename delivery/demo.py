@@ -25,6 +25,7 @@ from delivery.approval_codes import code_id
 from delivery.audit import AuditLog
 from delivery.code_mailbox import CodeMailbox
 from delivery.demo_gitops import gitops_policy, install_argocd_application, manifests_repository, print_gitops
+from delivery.demo_regions import DR, region_settings, regions_policy
 from delivery.kpi_cli import kpi_text
 from delivery.kube import Deployments, Routing, connect
 from delivery.localdb import LocalPostgres, free_port
@@ -112,13 +113,16 @@ def database_for_demo(procs: Processes, state: Path) -> tuple[str, str]:
     return dsn, f"project-started in {server.state_dir} (database tripgen on 127.0.0.1:{server.port})"
 
 
-def start_sandbox(procs: Processes, state: Path, policy: Path, env: dict[str, str]) -> Endpoints:
-    cluster = state / "cluster"
+def start_sandbox(procs: Processes, state: Path, policy: Path, env: dict[str, str], name: str = "cluster") -> Endpoints:
+    """A sandbox cluster serving from state/`name` (its log: logs/sandbox-`name`.log, or logs/sandbox.log)."""
+    cluster = state / name
     Endpoints.clear(cluster)
-    click.echo("starting the sandbox cluster")
-    command = [sys.executable, "-m", "delivery.cli", "sandbox", "serve", "--state-dir", str(cluster), "--policy", str(policy)]
-    process = procs.start("sandbox", command, env, state / "logs")
-    wait_until(lambda: (cluster / "endpoints.json").exists(), "the sandbox", START_TIMEOUT, process, state / "logs" / "sandbox.log")
+    click.echo(f"starting the sandbox cluster ({name})")
+    log = "sandbox" if name == "cluster" else f"sandbox-{name}"
+    command = [sys.executable, "-m", "delivery.sandbox_cli", "serve", "--state-dir", str(cluster), "--policy", str(policy)]
+    process = procs.start(log, command, env, state / "logs")
+    wait_until(lambda: (cluster / "endpoints.json").exists(), f"the sandbox ({name})", START_TIMEOUT, process,
+               state / "logs" / f"{log}.log")
     return Endpoints.read(cluster)
 
 
@@ -214,21 +218,23 @@ def print_database(dsn: str, local: bool) -> None:
         click.echo(f"  psql '{dsn}' -c '\\d trips'")
 
 
-def print_cluster(state: Path, policy_path: Path, endpoints: Endpoints, tags: tuple[str, ...]) -> None:
-    """Which color and image each service's traffic reaches, with the tag its digest belongs to."""
+def print_cluster(state: Path, policy_path: Path, endpoints: Endpoints, tags: tuple[str, ...], name: str = "cluster") -> None:
+    """Which color and image each service's traffic reaches in state/`name`'s cluster, with the tag of its digest."""
     policy = load_policy(policy_path)
     with httpx.Client() as http:
         tag_of = {
             resolve_digest(http, endpoints.registry, svc.repository, tag): tag for svc in policy.services for tag in ("v1.0.0", *tags)
         }
-    conn = connect(str(state / "cluster" / "kubeconfig"))
-    click.echo("\nproduction now (read from the cluster):")
+    conn = connect(str(state / name / "kubeconfig"))
+    click.echo(f"\nproduction now (read from the cluster{'' if name == 'cluster' else ' of region ' + name}):")
     for row in production_traffic(policy, Deployments(conn), Routing(conn)):
         click.echo(f"  {row.line(tag_of.get((row.image or '').rpartition('@')[2], '?'))}")
 
 
-def run_demo(policy: Path, state: Path, keep: bool, tags: tuple[str, str], strategy: str, mode: str = "direct") -> None:
-    """The whole demo; leaves everything running with `keep`. `mode` gitops releases through commits ArgoCD syncs."""
+def run_demo(policy: Path, state: Path, keep: bool, tags: tuple[str, str], strategy: str, mode: str = "direct",
+             regions: bool = False) -> None:
+    """The whole demo; leaves everything running with `keep`. `mode` gitops releases through commits ArgoCD syncs;
+    `regions` adds Korea South's cluster, which each release reaches after the primary."""
     state = state.resolve()
     state.mkdir(parents=True, exist_ok=True)
     procs = Processes()
@@ -237,11 +243,14 @@ def run_demo(policy: Path, state: Path, keep: bool, tags: tuple[str, str], strat
     repository = manifests_repository(state) if mode == "gitops" else None
     if repository:
         policy = gitops_policy(policy, repository, state)
+    if regions:
+        policy = regions_policy(policy, state)
     try:
         database, where = database_for_demo(procs, state)
         click.echo(f"PostgreSQL: {where}")
         api_url = prefect_server(procs, state, env)
         endpoints = start_sandbox(procs, state, policy, {**env, "TRIPGEN_SANDBOX_DATABASE_URL": database})
+        dr = start_sandbox(procs, state, policy, {**env, "TRIPGEN_SANDBOX_DATABASE_URL": database}, DR) if regions else None
         if repository:
             install_argocd_application(endpoints, state / "cluster" / "kubeconfig", repository)
         mailbox = CodeMailbox().__enter__()  # the approvers' mail: the release sends their codes here
@@ -250,7 +259,8 @@ def run_demo(policy: Path, state: Path, keep: bool, tags: tuple[str, str], strat
                    f"{mailbox.settings()['TRIPGEN_SMTP_PORT']}")
         worker_env = {**release_env(env, api_url, endpoints, state, policy), "TRIPGEN_GITOPS_WORKDIR": str(state / "gitops"),
                       "TRIPGEN_DATABASE_URL": database, **mailbox.settings(),
-                      "TRIPGEN_APPROVAL_CODE_KEY": secrets.token_urlsafe(32)}  # this demo's own signing key
+                      "TRIPGEN_APPROVAL_CODE_KEY": secrets.token_urlsafe(32),  # this demo's own signing key
+                      **(region_settings(state / DR, dr) if dr else {})}
         click.echo("serving the release flow as deployment release/sandbox")
         procs.start("flows", [sys.executable, "-m", "flows.serve", "sandbox"], worker_env, state / "logs")
         api, ui = PrefectRest(api_url), api_url.removesuffix("/api")
@@ -266,6 +276,8 @@ def run_demo(policy: Path, state: Path, keep: bool, tags: tuple[str, str], strat
                 run = drive_release(api, deployment, tag, strategy, "demo-release-manager", approvers, ui, mailbox)
                 print_outcome(api, run, state / "audit" / "audit.jsonl")
         print_cluster(state, policy, endpoints, tags)
+        if dr:
+            print_cluster(state, policy, dr, tags, DR)
         print_database(database, local="TRIPGEN_DATABASE_URL" not in os.environ)
         if repository:
             print_gitops(state, state / "cluster" / "kubeconfig", repository)
