@@ -83,8 +83,9 @@ def collect_approvals(policy: Approvals, kind: Kind, initiator: str, tag: str, c
 
 
 def code_expiry(policy: Approvals, deadline: datetime) -> datetime:
-    """When codes sent now expire: after the policy's code lifetime, or with the round if that comes first."""
-    return min(deadline, datetime.now(timezone.utc) + policy.code_lifetime)
+    """When codes sent now expire: after the policy's code lifetime, or with the round if that comes first (in whole
+    seconds, as the codes carry it)."""
+    return min(deadline, datetime.now(timezone.utc) + policy.code_lifetime).replace(microsecond=0)
 
 
 def judge(approvals: ApprovalRound, proof: RoundProof, answer: ApprovalForm, digest: str, tag: str) -> None:
