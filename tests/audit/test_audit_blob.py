@@ -20,6 +20,8 @@ from delivery.policy.models import Policy
 from delivery.settings import Settings
 from tests.azurite import KEY, connection_string, start_azurite
 
+pytestmark = pytest.mark.slow  # starts its own servers: dealt out first (tests/conftest.py)
+
 ACCOUNT_ID = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/tripgen/providers/Microsoft.Storage/storageAccounts/tripgenaudit"
 POLICY_URL = f"{ARM}{ACCOUNT_ID}/blobServices/default/containers/tripgen-audit/immutabilityPolicies/default"
 

@@ -11,7 +11,6 @@ import yaml
 from prefect import get_client
 from prefect.cli.deploy._models import PrefectYamlModel
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, LogFilter, LogFilterFlowRunId
-from prefect.testing.utilities import prefect_test_harness
 from pypdf import PdfReader
 
 from delivery import audit
@@ -25,16 +24,17 @@ from tests.conftest import REPO
 from tests.notify.conftest import certificate, smtp_server  # noqa: F401 (fixtures)
 from tests.waiting import wait_until
 
+pytestmark = pytest.mark.slow  # starts its own servers: dealt out first (tests/conftest.py)
+
 POLICY = REPO / "policies" / "demo.yaml"
 RECIPIENTS = load_policy(POLICY).compliance.report_recipients
 ALERTS_TO = "oncall@tripgen.example"
 
 
 @pytest.fixture(scope="module", autouse=True)
-def prefect_server():
-    """A Prefect server for this module's flow runs."""
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
+def prefect_server(prefect_api):
+    """The test process's Prefect server (tests/conftest.py) for this module's flow runs."""
+    return prefect_api
 
 
 class AuditClock(datetime):

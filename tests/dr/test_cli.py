@@ -6,11 +6,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from delivery.cli import cli
 from tests.conftest import REPO
 from tests.postgres import server_state_dir
+
+pytestmark = pytest.mark.slow  # starts its own servers: dealt out first (tests/conftest.py)
 
 
 def dr_drill(*args: str) -> subprocess.CompletedProcess:

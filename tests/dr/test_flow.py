@@ -7,18 +7,19 @@ from pathlib import Path
 import pytest
 from prefect import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
-from prefect.testing.utilities import prefect_test_harness
 
 from delivery.audit import AuditLog, verify
 from flows.dr_drill import DrillOutsideLimits, dr_drill
 from tests.conftest import REPO
 from tests.postgres import server_state_dir
 
+pytestmark = pytest.mark.slow  # starts its own servers: dealt out first (tests/conftest.py)
+
 
 @pytest.fixture(scope="module", autouse=True)
-def prefect_server():
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
+def prefect_server(prefect_api):
+    """The test process's Prefect server (tests/conftest.py) for this module's flow runs."""
+    return prefect_api
 
 
 def artifacts(flow_run_id) -> list[str]:
@@ -27,11 +28,11 @@ def artifacts(flow_run_id) -> list[str]:
         return [a.data for a in found if a.type == "markdown"]
 
 
-def run_flow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, policy: Path):
+def run_flow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, policy: Path, regions: bool = True):
     monkeypatch.setenv("TRIPGEN_POLICY", str(policy))
     monkeypatch.setenv("TRIPGEN_AUDIT_LOG", str(tmp_path / "audit" / "audit.jsonl"))
     with server_state_dir() as work:
-        return dr_drill(work_dir=str(work), initiator="ops.lee", return_state=True)
+        return dr_drill(work_dir=str(work), initiator="ops.lee", regions=regions, return_state=True)
 
 
 def test_the_flow_publishes_the_numbers_and_audits_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -53,7 +54,7 @@ def test_the_flow_publishes_the_numbers_and_audits_them(tmp_path: Path, monkeypa
 def test_numbers_outside_the_policy_fail_the_run_after_publishing_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     strict = tmp_path / "strict.yaml"
     strict.write_text("disaster_recovery: {database_failover: 1ms}\n")
-    state = run_flow(tmp_path, monkeypatch, strict)
+    state = run_flow(tmp_path, monkeypatch, strict, regions=False)  # the database's failover is what is too slow
 
     assert state.is_failed()
     with pytest.raises(DrillOutsideLimits, match="database failover"):

@@ -13,6 +13,8 @@ from delivery.sandbox.database import DATABASE_URL_ENV
 from tests.conftest import REPO
 from tests.postgres import server_state_dir
 
+pytestmark = pytest.mark.slow  # starts its own servers: dealt out first (tests/conftest.py)
+
 POLICY = REPO / "policies" / "demo.yaml"
 
 

@@ -13,6 +13,8 @@ from delivery.policy.models import DisasterRecovery
 from tests.dr.conftest import break_replication
 from tests.waiting import wait_until
 
+pytestmark = pytest.mark.slow  # starts its own servers: dealt out first (tests/conftest.py)
+
 LIMITS = DisasterRecovery()
 
 

@@ -14,6 +14,8 @@ from delivery.sandbox.database import DATABASE_URL_ENV
 from delivery.sandbox.process import sandbox_process
 from tests.conftest import REPO
 
+pytestmark = pytest.mark.slow  # starts its own servers: dealt out first (tests/conftest.py)
+
 POLICY = REPO / "policies" / "demo.yaml"
 PROBE = Probe(path="/actuator/health/db", host="trip-service.production.svc.cluster.local", interval=0.1,
               tolerated_failures=2)

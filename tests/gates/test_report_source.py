@@ -15,6 +15,8 @@ from tests.azurite import KEY, start_azurite
 from tests.conftest import REPO
 from tests.gates.test_gates import GATES, PRODUCTION, images, required_gates
 
+pytestmark = pytest.mark.slow  # starts its own servers: dealt out first (tests/conftest.py)
+
 MIGRATIONS = PRODUCTION.quality_gates.database_migrations
 MISSING = "the CI job must publish it there, or the report path in the policy is wrong"
 

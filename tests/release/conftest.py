@@ -18,18 +18,8 @@ from delivery.sandbox.images import manifest_digest
 from delivery.sandbox.scenario import DEFAULT_SCENARIO
 from tests.conftest import REPO
 from tests.mail import approval_settings
-from tests.release.driver import PrefectApi, start_in_background
+from tests.release.driver import start_in_background
 from delivery.sandbox.process import sandbox_process
-
-
-@pytest.fixture(scope="session")
-def prefect_api():
-    """One Prefect server for the session (it takes seconds to start): the REST API client."""
-    from prefect.settings import PREFECT_API_URL
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        yield PrefectApi(PREFECT_API_URL.value())
 
 
 def fast_policy_data() -> dict:

@@ -19,6 +19,8 @@ from tests.sandbox.cluster_fixture import kubectl_runner
 from tests.sandbox.test_kubectl import rows
 from tests.waiting import wait_until
 
+pytestmark = pytest.mark.slow  # starts its own servers: dealt out first (tests/conftest.py)
+
 NS = "production"
 SERVICE_HOST = "trip-service.production.svc.cluster.local"
 MIB = 1024 * 1024
