@@ -18,6 +18,7 @@ import psycopg
 
 from delivery.kube import Diagnostics
 from delivery.kube.metrics import PodResources, mebibytes
+from delivery.release.describe import markdown_table
 
 ACTUATOR_METRICS = ("jvm.memory.used", "http.server.requests", "hikaricp.connections")
 KEEP_FOR = timedelta(days=30)
@@ -59,14 +60,6 @@ class Diagnosis:
         return path
 
 
-def _table(rows: list[dict]) -> str:
-    if not rows:
-        return "(none)"
-    keys = list(rows[0])
-    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    return "\n".join(lines + ["| " + " | ".join(str(r.get(k, "")).replace("|", "/") for k in keys) + " |" for r in rows])
-
-
 @dataclass
 class Diagnoser:
     """Collects a Diagnosis through the cluster's API, the services' HTTP endpoints and the database."""
@@ -80,10 +73,10 @@ class Diagnoser:
     def collect(self, namespace: str, services: Iterable[str], now: datetime) -> Diagnosis:
         diagnosis = Diagnosis(namespace, tuple(services), now)
         pods = {service: self.diagnostics.pods(namespace, {"app": service}) for service in diagnosis.services}
-        diagnosis.add("Pods", _table([{"service": s, **p} for s, found in pods.items() for p in found]))
+        diagnosis.add("Pods", markdown_table([{"service": s, **p} for s, found in pods.items() for p in found]))
         events = [e for e in self.diagnostics.events(namespace)
                   if any(service in e["object"] for service in diagnosis.services)]
-        diagnosis.add("Events (oldest first)", _table(events[-50:]), **{"events.json": _json(events)})
+        diagnosis.add("Events (oldest first)", markdown_table(events[-50:]), **{"events.json": _json(events)})
         self._logs(diagnosis, namespace, [p["name"] for found in pods.values() for p in found])
         self._resources(diagnosis, namespace)
         self._actuator(diagnosis, namespace)
@@ -100,7 +93,7 @@ class Diagnoser:
                 files[f"logs/{pod}.previous.log"] = previous.encode()
             last = (previous.strip().splitlines() or ["-"])[-1][:160]
             rows.append({"pod": pod, "log lines": len(current.splitlines()), "previous container": f"{len(previous.splitlines())} lines, last: {last}" if previous else "none"})
-        diagnosis.add("Logs (files in the bundle: logs/)", _table(rows), **files)
+        diagnosis.add("Logs (files in the bundle: logs/)", markdown_table(rows), **files)
 
     def _resources(self, diagnosis: Diagnosis, namespace: str) -> None:
         rows = []
@@ -115,7 +108,7 @@ class Diagnoser:
             nodes = [{"node": n.node, "cpu": f"{n.cpu_millicores:.0f}m", "memory": mebibytes(n.memory_bytes)} for n in self.resources.nodes()]
         except Exception as err:  # noqa: BLE001 - a report says what it could not read
             nodes = [{"node": f"unreadable: {type(err).__name__}: {err}"[:200]}]
-        diagnosis.add("Resource use (kubectl top)", f"Pods:\n\n{_table(rows)}\n\nNodes:\n\n{_table(nodes)}",
+        diagnosis.add("Resource use (kubectl top)", f"Pods:\n\n{markdown_table(rows)}\n\nNodes:\n\n{markdown_table(nodes)}",
                       **{"resources.json": _json({"pods": rows, "nodes": nodes})})
 
     def _actuator(self, diagnosis: Diagnosis, namespace: str) -> None:
@@ -126,7 +119,7 @@ class Diagnoser:
                 value, answer = self._metric(host, name)
                 rows.append({"service": service, "metric": name, "value": value})
                 raw[f"{service}/{name}"] = answer
-        diagnosis.add("Actuator metrics", _table(rows), **{"actuator.json": _json(raw)})
+        diagnosis.add("Actuator metrics", markdown_table(rows), **{"actuator.json": _json(raw)})
 
     def _metric(self, host: str, name: str) -> tuple[str, object]:
         try:

@@ -29,9 +29,10 @@ def release_in_dr_regions(reached: Reached, plan: ReleasePlan, strategy: str, in
     for region in runtime().policy.dr_regions():
         get_run_logger().info("the primary region passed its watch: releasing %s to region %s", plan.tag, region.name)
         with in_region(region.name):
-            outcome = ProductionOutcome()
-            reached.regions[region.name] = (open_release_record(plan, strategy, initiator, lease), outcome)
-            (release_canary if strategy == "canary" else release_blue_green)(plan, reached.regions[region.name][0], initiator, outcome)
+            record, outcome = open_release_record(plan, strategy, initiator, lease), ProductionOutcome()
+            reached.regions[region.name] = (record, outcome)  # before anything moves there: the restore finds it
+            release = release_canary if strategy == "canary" else release_blue_green
+            release(plan, record, initiator, outcome)
 
 
 def restore_every_region(reached: Reached, why: str, initiator: str) -> tuple[RestoreReport, str]:

@@ -4,6 +4,7 @@ the drivers read them, as approvers read theirs."""
 from __future__ import annotations
 
 import atexit
+import os
 from pathlib import Path
 
 from delivery.audit import AuditLog
@@ -27,8 +28,11 @@ def approval_settings() -> dict[str, str]:
     return {**mailbox().settings(), "TRIPGEN_APPROVAL_CODE_KEY": APPROVAL_CODE_KEY}
 
 
-def approval_code(approver: str, flow_run_id: str, audit_log: Path, policy_file: Path) -> str:
-    """The code mailed to `approver` in the run's latest round; '' when the round sent them none."""
+def approval_code(approver: str, flow_run_id: str, audit_log: Path | None = None, policy_file: Path | None = None) -> str:
+    """The code mailed to `approver` in the run's latest round; '' when the round sent them none. The audit log and the
+    policy are the worker's (TRIPGEN_AUDIT_LOG, TRIPGEN_POLICY) unless given."""
+    audit_log = audit_log or Path(os.environ["TRIPGEN_AUDIT_LOG"])
+    policy_file = policy_file or Path(os.environ["TRIPGEN_POLICY"])
     rounds = [r for r in AuditLog(audit_log).records()
               if r["event"] == "approval_requested" and r["details"].get("flow_run_id") == flow_run_id]
     sent = rounds[-1]["details"]["codes"].get(approver, {}) if rounds else {}

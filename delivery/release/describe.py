@@ -6,7 +6,8 @@ from delivery.approvals import ApprovalRound
 from delivery.release.state import CheckRow, GateResult, ProductionOutcome, ReleasePlan
 
 
-def _table(rows: list[dict]) -> str:
+def markdown_table(rows: list[dict]) -> str:
+    """A markdown table of `rows` (their first row's keys as the head); `_none_` when there are none."""
     if not rows:
         return "_none_\n"
     head = list(rows[0])
@@ -23,8 +24,8 @@ def approval_context(plan: ReleasePlan, gates: list[GateResult], staging: list[C
     return (
         f"## Approve release {plan.tag} to production?\n\n"
         f"Started by **{initiator}**" + (f": {reason}" if reason else "") + f"\n\nOrder: {order}\n\n"
-        f"### Images\n{_table(images)}\n### Quality gates\n{_table(gate_rows)}\n"
-        f"### Staging\n{_table([r.model_dump() for r in staging])}\n"
+        f"### Images\n{markdown_table(images)}\n### Quality gates\n{markdown_table(gate_rows)}\n"
+        f"### Staging\n{markdown_table([r.model_dump() for r in staging])}\n"
     )
 
 
@@ -62,4 +63,4 @@ def service_rows(plan: ReleasePlan, production: ProductionOutcome | None) -> lis
 
 def release_summary(tag: str, outcome: str, detail: str, services: list[dict], seconds: float) -> str:
     """The summary artifact: outcome, per-service rows and duration (for the KPIs)."""
-    return f"# Release {tag}: {outcome}\n\n{detail}\n\nDuration: {seconds:.0f}s\n\n{_table(services)}"
+    return f"# Release {tag}: {outcome}\n\n{detail}\n\nDuration: {seconds:.0f}s\n\n{markdown_table(services)}"

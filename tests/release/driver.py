@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 
 import uvicorn
 
@@ -92,7 +90,7 @@ class PrefectApi:
         `approver` for this run (as they would type it); returns the pause key answered."""
         paused = self.wait_for_pause(run, after_key)
         if code is None:
-            code = approval_code(approver, paused["id"], Path(os.environ["TRIPGEN_AUDIT_LOG"]), Path(os.environ["TRIPGEN_POLICY"]))
+            code = approval_code(approver, paused["id"])
         run_input = {"approver": approver, "code": code, "approve": approve, "comment": comment}
         response = self.http.post(f"/flow_runs/{paused['id']}/resume", json={"run_input": run_input})
         assert response.status_code == 201 and response.json()["status"] == "ACCEPT", response.text

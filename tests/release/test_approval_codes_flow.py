@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pytest
 
 from tests.mail import APPROVAL_CODE_KEY, mailbox
 from tests.release.conftest import audit_records, release_run
+from tests.waiting import wait_until
 
 WRONG = "AAAA-AAAA-AAAA-AAAA-AAAA-AAAA"
 EXPIRY = re.compile(r"It expires at (\S+ \S+) UTC")
@@ -91,8 +91,7 @@ def test_an_expired_code_is_refused_and_audited_and_new_codes_are_sent(prefect_a
     old = mailbox().code(address("demo-lead"), run_id)
     mail = next(m for m in mailbox().mails if address("demo-lead") in m.to and run_id in m.text)
     expires = datetime.strptime(EXPIRY.search(mail.text).group(1), "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc)
-    while datetime.now(timezone.utc) <= expires:  # the code's own expiry, read from its mail
-        time.sleep(0.2)
+    wait_until(lambda: datetime.now(timezone.utc) > expires, 30, "the code's own expiry, read from its mail", interval=0.2)
     prefect_api.approve(run, "demo-lead", code=old)
     renewed = mailbox().code(address("demo-lead"), run_id, skip=1)
     assert renewed != old

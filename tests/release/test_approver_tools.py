@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import yaml
 from click.testing import CliRunner
@@ -13,10 +11,6 @@ from click.testing import CliRunner
 from delivery.cli import cli
 from tests.release.conftest import release_run
 from tests.mail import approval_code
-
-
-def code(approver: str, flow_run_id: str) -> str:
-    return approval_code(approver, flow_run_id, Path(os.environ["TRIPGEN_AUDIT_LOG"]), Path(os.environ["TRIPGEN_POLICY"]))
 
 
 def test_approve_and_status_through_the_rest_api(prefect_api, sandbox, cluster, tmp_path):
@@ -32,7 +26,7 @@ def test_approve_and_status_through_the_rest_api(prefect_api, sandbox, cluster, 
     assert user_service[:4] == ["user-service", "blue", "canary", "0%"] and user_service[4].endswith(":v1.0.0")
 
     run_id = prefect_api.flow_run(run)["id"]
-    lead_code = code("demo-lead", run_id)
+    lead_code = approval_code("demo-lead", run_id)
     answered = runner.invoke(cli, ["approve", "v1.2.0", "--as", "demo-lead", "--code", lead_code, "--comment", "fine", *api])
     assert answered.exit_code == 0, answered.output
     assert "answered approval-1 as demo-lead" in answered.output and "approved by demo-lead; 1 more needed" in answered.output
@@ -43,7 +37,7 @@ def test_approve_and_status_through_the_rest_api(prefect_api, sandbox, cluster, 
 
     prefect_api.wait_for_pause(run, after_key="approval-2")
     link = f"http://prefect.example/runs/flow-run/{run_id}"  # the link in the code's mail
-    rejected = runner.invoke(cli, ["approve", link, "--as", "demo-ops", "--code", code("demo-ops", run_id), "--reject",
+    rejected = runner.invoke(cli, ["approve", link, "--as", "demo-ops", "--code", approval_code("demo-ops", run_id), "--reject",
                                    "--comment", "not today", *api])
     assert "rejected by demo-ops: not today" in rejected.output
     assert run.join(60).is_failed()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-from pathlib import Path
 from datetime import datetime, timedelta, timezone
 
 import httpx
@@ -60,11 +59,6 @@ class WeightWatcher:
 def approve_twice(prefect_api, run):
     key = prefect_api.approve(run, "demo-lead")
     return prefect_api.approve(run, "demo-ops", after_key=key)
-
-
-def point_code(approver: str, flow_run_id: str) -> str:
-    """The code mailed to `approver` for the run's latest round: the canary's manual point."""
-    return approval_code(approver, flow_run_id, Path(os.environ["TRIPGEN_AUDIT_LOG"]), Path(os.environ["TRIPGEN_POLICY"]))
 
 
 def canary_replicas(cluster, service):
@@ -145,7 +139,7 @@ def test_a_manual_pause_then_full_promotion(prefect_api, sandbox, cluster, tmp_p
     key = approve_twice(prefect_api, run)
     paused = prefect_api.wait_for_pause(run, after_key=key)
     assert cluster[1].route_weights("production", "user-service") == {"stable": 95, "canary": 5}
-    decision = {"approver": "demo-lead", "code": point_code("demo-lead", paused["id"]), "action": "promote", "comment": "looks fine"}
+    decision = {"approver": "demo-lead", "code": approval_code("demo-lead", paused["id"]), "action": "promote", "comment": "looks fine"}
     prefect_api.http.post(f"/flow_runs/{paused['id']}/resume", json={"run_input": decision})
     assert run.join(120).is_completed()
     manual, promoted = [r for r in audit_records(tmp_path) if r["event"] == "canary_promoted"]
@@ -160,7 +154,7 @@ def test_a_manual_pause_then_abort(prefect_api, sandbox, cluster, tmp_path, poli
     run = release_run("v1.2.0", services=["user-service"], strategy="canary", initiator="demo-dev")
     key = approve_twice(prefect_api, run)
     paused = prefect_api.wait_for_pause(run, after_key=key)
-    decision = {"approver": "demo-ops", "code": point_code("demo-ops", paused["id"]), "action": "abort", "comment": "latency looks off"}
+    decision = {"approver": "demo-ops", "code": approval_code("demo-ops", paused["id"]), "action": "abort", "comment": "latency looks off"}
     prefect_api.http.post(f"/flow_runs/{paused['id']}/resume", json={"run_input": decision})
     state = run.join(120)
     assert state.is_failed() and "aborted by demo-ops: latency looks off" in state.message

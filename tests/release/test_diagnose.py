@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import tarfile
-import time
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -13,6 +12,7 @@ from click.testing import CliRunner
 from delivery.cli import cli
 from delivery.kube import connect
 from tests.postgres import postgres_admin_dsn  # noqa: F401 - the fixture
+from tests.waiting import wait_until
 
 SECTIONS = ("Pods", "Events (oldest first)", "Logs", "Resource use (kubectl top)", "Actuator metrics", "PostgreSQL latency")
 
@@ -26,11 +26,9 @@ def crash_loop(service: str, color: str = "blue", timeout: float = 60) -> None:
     patch = {"spec": {"template": {"spec": {"containers": [{"name": deployment.spec.template.spec.containers[0].name,
                                                              "image": f"{image}:v1.3.0-crashloop"}]}}}}
     conn.apps.patch_namespaced_deployment(name, "production", patch)
-    deadline = time.monotonic() + timeout
-    while not any(s.restart_count for p in conn.core.list_namespaced_pod("production", label_selector=f"app={service}").items
-                  for s in p.status.container_statuses or [] if "crashloop" in s.image):
-        assert time.monotonic() < deadline, f"no {name} container restarted within {timeout:g}s"
-        time.sleep(0.5)
+    wait_until(lambda: any(s.restart_count for p in conn.core.list_namespaced_pod("production", label_selector=f"app={service}").items
+                           for s in p.status.container_statuses or [] if "crashloop" in s.image),
+               timeout, f"a restarted {name} container", interval=0.5)
 
 
 def test_diagnose_writes_every_section_and_the_bundle(sandbox, tmp_path, monkeypatch, postgres_admin_dsn):  # noqa: F811

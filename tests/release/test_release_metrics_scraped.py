@@ -4,7 +4,6 @@ sandbox's Istio telemetry, and every panel of the Grafana dashboard has data aft
 from __future__ import annotations
 
 import json
-import time
 from datetime import datetime, timedelta, timezone
 
 import httpx
@@ -15,6 +14,7 @@ from delivery.sandbox.process import sandbox_process
 from tests.conftest import REPO
 from tests.release.conftest import fast_scenario, release_run, reports_root, set_fault, worker_settings
 from tests.release.test_canary import CANARY_POLICY, approve_twice
+from tests.waiting import wait_until
 
 DASHBOARD = REPO / "infra" / "grafana" / "dashboards" / "releases.json"
 SCRAPED_WITHIN = 60  # seconds: Prometheus scrapes every second
@@ -46,10 +46,7 @@ def query(prometheus: str, expr: str) -> list[dict]:
 
 def scraped(prometheus: str, expr: str) -> dict[str, float]:
     """`expr`'s series (labels as text) → value, once Prometheus has any; fails after SCRAPED_WITHIN seconds."""
-    deadline = time.monotonic() + SCRAPED_WITHIN
-    while not (result := query(prometheus, expr)):
-        assert time.monotonic() < deadline, f"Prometheus has no {expr} after {SCRAPED_WITHIN}s"
-        time.sleep(0.5)
+    result = wait_until(lambda: query(prometheus, expr), SCRAPED_WITHIN, f"Prometheus to have {expr}", interval=0.5)
     return {json.dumps(r["metric"], sort_keys=True): float(r["value"][1]) for r in result}
 
 

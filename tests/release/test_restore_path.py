@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 from datetime import datetime
-from pathlib import Path
 
 import httpx
 import pytest
@@ -166,7 +165,7 @@ def test_a_rerun_after_a_crash_is_refused_until_recovered_and_never_deploys_into
         answered = None
         for approver in ("demo-lead", "demo-ops"):
             paused = wait_until(lambda: pause_other_than(prefect_api, runs[0]["id"], answered), 120, "an approval pause")
-            code = approval_code(approver, runs[0]["id"], tmp_path / "audit.jsonl", Path(os.environ["TRIPGEN_POLICY"]))
+            code = approval_code(approver, runs[0]["id"])
             answer = {"approver": approver, "code": code, "approve": True}
             prefect_api.http.post(f"/flow_runs/{runs[0]['id']}/resume", json={"run_input": answer})
             answered = paused
