@@ -1,12 +1,13 @@
 """How fast each canary judge rolls back bad canaries, and how often it rolls back healthy ones.
 
-    python -m benchmarks.canary_judge [--releases 2000] [--requests 1000] [--seed 7] [--stable-error-percent 1]
-                                      [--max-intervals 30] [--policy policies/tripgen.yaml]
+    python -m benchmarks.canary_judge [--releases 10000] [--healthy-releases 20000] [--requests 1000] [--seed 7]
+                                      [--stable-error-percent 1 0.5] [--max-intervals 30] [--policy policies/tripgen.yaml]
 
 Simulates canary releases with the sandbox's traffic model: every request fails with the version's
 `error_rate` and takes a lognormal time with its p50 and p95 (`delivery.sandbox.gateway.latency_seconds`),
 binned into Istio's bucket bounds. Per interval the canary serves `--requests` and stable nine times as many
-(a 10% canary weight). Both judges of `--policy` see the same intervals, a fresh pair per release.
+(a 10% canary weight). Both judges of `--policy` see the same intervals, a fresh pair per release. It prints
+a part of the table per stable 5xx rate, and a target line per rate with issue 16's goals.
 """
 
 from __future__ import annotations
@@ -33,7 +34,10 @@ from delivery.sandbox.telemetry import ISTIO_DURATION_BUCKETS_MS
 STABLE_SHARE = 9  # stable requests per canary request at a 10% canary weight
 BOUNDS_MS = (*ISTIO_DURATION_BUCKETS_MS, math.inf)
 WORKERS = 2
-ISSUE_TARGET_INTERVALS, ISSUE_TARGET_FALSE_PERCENT = 2, 1  # issue 5: 2x errors within 2 intervals, <= 1% false
+# issue 16's goals: 2x errors rolled back by interval 2 (median), and in 55% of releases at a 0.5% baseline;
+# at most 1% false rollbacks with the 95% interval's upper bound at most 1.2%; +30% latency at interval 1
+TARGET_MEDIAN, TARGET_BY_2_STABLE_RATE, TARGET_BY_2_PERCENT = 2, 0.005, 55
+TARGET_FALSE_PERCENT, TARGET_FALSE_UPPER_PERCENT, TARGET_LATENCY_AT_1_PERCENT = 1, 1.2, 99
 
 
 @dataclass(frozen=True)
@@ -163,74 +167,128 @@ def run_job(job: Job) -> list[tuple[int | None, int | None]]:
     return results
 
 
-def summarize(intervals: list[int | None]) -> tuple[str, float, str]:
-    """Median interval of rollback ('never' when fewer than half roll back), the rollback rate in %, its 95% interval."""
+@dataclass(frozen=True)
+class Summary:
+    """How one judge did on one scenario's releases."""
+
+    median: float  # interval of rollback; inf when fewer than half roll back
+    rollback_percent: float
+    interval_1_percent: float  # rolled back at interval 1
+    interval_2_percent: float  # rolled back by interval 2
+    low_percent: float  # the rollback rate's 95% Wilson interval
+    high_percent: float
+
+    @property
+    def median_text(self) -> str:
+        return "never" if math.isinf(self.median) else f"{self.median:g}"
+
+
+def summarize(intervals: list[int | None]) -> Summary:
+    """Median interval of rollback, rollback rates overall and by intervals 1 and 2, the rate's 95% interval."""
     ranked = sorted(math.inf if i is None else i for i in intervals)
-    median = statistics.median_low(ranked)
     rolled_back = sum(i is not None for i in intervals)
     low, high = wilson_interval(rolled_back, len(intervals), 95)
-    return ("never" if math.isinf(median) else f"{median:g}"), 100 * rolled_back / len(intervals), f"{100 * low:.1f}-{100 * high:.1f}%"
+    share = lambda count: 100 * count / len(intervals)  # noqa: E731
+    by_2 = sum(i is not None and i <= 2 for i in intervals)
+    return Summary(statistics.median_low(ranked), share(rolled_back), share(intervals.count(1)), share(by_2), 100 * low, 100 * high)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One scenario at one stable 5xx rate: the threshold judge's summary and the statistical judge's."""
+
+    stable: VersionBehavior
+    scenario: Scenario
+    threshold: Summary
+    statistical: Summary
 
 
 def describe(behavior: VersionBehavior) -> str:
     return f"{100 * behavior.error_rate:.3g}% 5xx, p50 {behavior.latency_p50_ms:g} / p95 {behavior.latency_p95_ms:g} ms"
 
 
+def run_scenario(pool: ProcessPoolExecutor, args: argparse.Namespace, policy: Canary, stable: VersionBehavior, scenario: Scenario) -> Row:
+    """Both judges over the scenario's releases, dealt out to the worker processes."""
+    releases = args.healthy_releases if scenario.healthy else args.releases
+    slices = [range(w, releases, WORKERS) for w in range(WORKERS)]
+    jobs = [Job(policy, stable, scenario, s, args.requests, args.max_intervals, args.seed) for s in slices]
+    results = [pair for part in pool.map(run_job, jobs) for pair in part]
+    return Row(stable, scenario, summarize([t for t, _ in results]), summarize([s for _, s in results]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--releases", type=int, default=2000, help="simulated releases per scenario")
+    parser.add_argument("--releases", type=int, default=10000, help="simulated releases per unhealthy scenario")
+    parser.add_argument("--healthy-releases", type=int, default=20000, help="simulated healthy releases (false rollbacks)")
     parser.add_argument("--requests", type=int, default=1000, help="canary requests per interval")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--stable-error-percent", type=float, default=1.0, help="stable's 5xx rate")
+    parser.add_argument("--stable-error-percent", type=float, nargs="+", default=[1.0, 0.5], help="stable's 5xx rates, one table part each")
     parser.add_argument("--max-intervals", type=int, default=30, help="intervals per release at most")
     parser.add_argument("--policy", default="policies/tripgen.yaml", help="its canary.analysis and canary.statistical")
     args = parser.parse_args()
     policy = load_policy(args.policy).canary
-    stable = replace(VersionBehavior(), error_rate=args.stable_error_percent / 100)
     started = time.perf_counter()
-    rows = []
     with ProcessPoolExecutor(WORKERS) as pool:
-        for scenario in scenarios(stable):
-            slices = [range(w, args.releases, WORKERS) for w in range(WORKERS)]
-            jobs = [Job(policy, stable, scenario, s, args.requests, args.max_intervals, args.seed) for s in slices]
-            results = [pair for part in pool.map(run_job, jobs) for pair in part]
-            rows.append((scenario, [summarize([pair[j] for pair in results]) for j in (0, 1)]))
-    elapsed = time.perf_counter() - started
-    print_report(args, policy, stable, rows, elapsed)
+        stables = [replace(VersionBehavior(), error_rate=percent / 100) for percent in args.stable_error_percent]
+        rows = [run_scenario(pool, args, policy, stable, scenario) for stable in stables for scenario in scenarios(stable)]
+    print_report(args, policy, rows, time.perf_counter() - started)
 
 
-def print_report(args: argparse.Namespace, policy: Canary, stable: VersionBehavior, rows: list, elapsed: float) -> None:
+def print_report(args: argparse.Namespace, policy: Canary, rows: list[Row], elapsed: float) -> None:
     s, a = policy.statistical, policy.analysis
     checks = ", ".join(f"{m.name} {'>= ' + format(m.min, 'g') if m.min is not None else ''}{'<= ' + format(m.max, 'g') if m.max is not None else ''}" for m in a.metrics)
-    print(f"canary judges, seed {args.seed}: {args.releases} releases per scenario, up to {args.max_intervals} intervals each")
-    print(f"canary {args.requests} requests/interval, stable {args.requests * STABLE_SHARE} (10% canary weight); stable {describe(stable)}")
+    print(
+        f"canary judges, seed {args.seed}: {args.healthy_releases} healthy and {args.releases} other releases per scenario, "
+        f"up to {args.max_intervals} intervals each"
+    )
+    print(f"canary {args.requests} requests/interval, stable {args.requests * STABLE_SHARE} (10% canary weight)")
     print(f"threshold: {checks}; rollback at {a.threshold} failed checks")
     print(
-        f"statistical: false rollbacks <= {s.false_rollback_percent:g}% ({s.latency_share_percent:g}% of it for latency); "
+        f"statistical: false rollbacks <= {s.false_rollback_percent:g}% ({s.latency_share_percent:g}% of it for latency; "
+        f"looks {' / '.join(f'{x:g}%' for x in s.look_shares_percent)} / the rest later); "
         f"minimum effect +{s.min_error_rate_increase_points:g} points 5xx, +{s.min_latency_increase_percent:g}% latency; "
         f"min {s.min_requests} requests"
     )
-    print(f"{'scenario':<14} {'canary':<34} {'judge':<12} {'median rollback interval':>24} {'rollback rate':>14} {'false rollbacks (95% CI)':>26}")
-    for scenario, summaries in rows:
-        for judge, (median, rate, interval) in zip(("threshold", "statistical"), summaries):
-            false = f"{rate:.1f}% ({interval})" if scenario.healthy else "-"
-            print(f"{scenario.name:<14} {describe(scenario.canary):<34} {judge:<12} {median:>24} {rate:>13.1f}% {false:>26}")
-    by_name = {scenario.name: summaries for scenario, summaries in rows}
-    (threshold_median, _, _), (median, _, _) = by_name["2x errors"]
-    (_, threshold_false, _), (_, false, _) = by_name["healthy"]
-    fast = median != "never" and float(median) <= ISSUE_TARGET_INTERVALS
-    faster = median != "never" and (threshold_median == "never" or float(median) < float(threshold_median))
     print(
-        f"target, statistical judge: 2x errors median {median} <= {ISSUE_TARGET_INTERVALS} intervals: {_yes(fast)}; "
-        f"false rollbacks {false:.1f}% <= {ISSUE_TARGET_FALSE_PERCENT}%: {_yes(false <= ISSUE_TARGET_FALSE_PERCENT)}; "
-        f"beats threshold (median {median} < {threshold_median}, false {false:.1f}% <= {threshold_false:.1f}%): "
-        f"{_yes(faster and false <= threshold_false)}"
+        f"{'stable':<7} {'scenario':<13} {'canary':<31} {'judge':<12} {'median':>6} {'at 1':>7} {'by 2':>7} {'rolled back':>12} "
+        f"{'false rollbacks (95% CI)':>25}"
     )
-    print(f"{elapsed:.1f}s with {WORKERS} worker processes")
+    for row in rows:
+        for judge, summary in (("threshold", row.threshold), ("statistical", row.statistical)):
+            false = f"{summary.rollback_percent:.2f}% ({summary.low_percent:.2f}-{summary.high_percent:.2f}%)" if row.scenario.healthy else "-"
+            print(
+                f"{format(100 * row.stable.error_rate, '.3g') + '%':<7} {row.scenario.name:<13} {describe(row.scenario.canary):<31} {judge:<12} "
+                f"{summary.median_text:>6} {summary.interval_1_percent:>6.1f}% {summary.interval_2_percent:>6.1f}% "
+                f"{summary.rollback_percent:>11.1f}% {false:>25}"
+            )
+    for line in targets(rows):
+        print(line)
+    print(f"{elapsed:.0f}s with {WORKERS} worker processes")
+
+
+def targets(rows: list[Row]) -> list[str]:
+    """Issue 16's goals for the statistical judge, each with its number and yes or NO."""
+    lines = []
+    for stable_rate in dict.fromkeys(row.stable.error_rate for row in rows):
+        judged = {row.scenario.name: row.statistical for row in rows if row.stable.error_rate == stable_rate}
+        doubled, healthy, slower = judged["2x errors"], judged["healthy"], judged["+30% latency"]
+        goals = [
+            (f"2x errors median {doubled.median_text} <= {TARGET_MEDIAN}", doubled.median <= TARGET_MEDIAN),
+            (
+                f"false rollbacks {healthy.rollback_percent:.2f}% <= {TARGET_FALSE_PERCENT}%, upper 95% {healthy.high_percent:.2f}% <= {TARGET_FALSE_UPPER_PERCENT}%",
+                healthy.rollback_percent <= TARGET_FALSE_PERCENT and healthy.high_percent <= TARGET_FALSE_UPPER_PERCENT,
+            ),
+            (f"+30% latency at interval 1 {slower.interval_1_percent:.1f}% >= {TARGET_LATENCY_AT_1_PERCENT}%", slower.interval_1_percent >= TARGET_LATENCY_AT_1_PERCENT),
+        ]
+        if math.isclose(stable_rate, TARGET_BY_2_STABLE_RATE):
+            goals.insert(1, (f"2x by interval 2 {doubled.interval_2_percent:.1f}% >= {TARGET_BY_2_PERCENT}%", doubled.interval_2_percent >= TARGET_BY_2_PERCENT))
+        lines.append(f"target at stable {100 * stable_rate:g}%: " + "; ".join(f"{text}: {_yes(ok)}" for text, ok in goals))
+    return lines
 
 
 def _yes(ok: bool) -> str:
     return "yes" if ok else "NO"
+
 
 if __name__ == "__main__":
     main()

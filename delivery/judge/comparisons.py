@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from delivery.judge.histogram import Histogram, PooledHistogram, bucket_counts, bucket_midpoints, observations, shared_bounds
-from delivery.judge.significance import fisher_exact_greater, grouped_mann_whitney, upper_p_value
+from delivery.judge.significance import ErrorCounts, error_rate_p_value, grouped_mann_whitney, upper_p_value
 
 
 @dataclass(frozen=True)
@@ -40,29 +40,36 @@ class Finding:
 
 @dataclass
 class ErrorRates:
-    """Both sides' 5xx and request counts over the conclusive intervals so far."""
+    """Both sides' 5xx and request counts over the conclusive intervals so far, and the canary's latest interval."""
 
     canary_errors: int = 0
     canary_requests: int = 0
     stable_errors: int = 0
     stable_requests: int = 0
+    latest_errors: int = 0
+    latest_requests: int = 0
 
     def add(self, canary_errors: float, canary_requests: float, stable_errors: float, stable_requests: float) -> None:
         """Add one interval; `increase()` gives fractions, the exact test counts whole requests."""
-        self.canary_requests += round(canary_requests)
-        self.canary_errors += min(round(canary_errors), round(canary_requests))
+        self.latest_requests = round(canary_requests)
+        self.latest_errors = min(round(canary_errors), self.latest_requests)
+        self.canary_requests += self.latest_requests
+        self.canary_errors += self.latest_errors
         self.stable_requests += round(stable_requests)
         self.stable_errors += min(round(stable_errors), round(stable_requests))
 
     def test(self, alpha: float, min_increase_points: float) -> Finding:
-        """One-sided Fisher exact test; a rollback also needs the rate `min_increase_points` higher."""
+        """One-sided exact test (Fisher's, ties broken by the latest interval); a rollback also needs the rate `min_increase_points` higher."""
         canary_rate = 100 * self.canary_errors / self.canary_requests
         stable_rate = 100 * self.stable_errors / self.stable_requests
-        p = fisher_exact_greater(self.canary_errors, self.canary_requests, self.stable_errors, self.stable_requests)
+        counts = ErrorCounts(
+            self.canary_errors, self.canary_requests, self.stable_errors, self.stable_requests, self.latest_errors, self.latest_requests
+        )
+        p = error_rate_p_value(counts)
         increase = canary_rate - stable_rate
         return Finding(
-            check="5xx rate (Fisher exact)",
-            canary=f"{canary_rate:.3g}% ({self.canary_errors} of {self.canary_requests})",
+            check="5xx rate (Fisher exact, ties by the latest interval)",
+            canary=f"{canary_rate:.3g}% ({self.canary_errors} of {self.canary_requests}; latest {self.latest_errors} of {self.latest_requests})",
             stable=f"{stable_rate:.3g}% ({self.stable_errors} of {self.stable_requests})",
             effect=f"{increase:+.3g} points, rollback from +{min_increase_points:g}",
             p_value=p,

@@ -1,4 +1,4 @@
-"""The statistical judge's tests: one-sided Fisher exact on 5xx counts, grouped Mann-Whitney U, alpha per look."""
+"""The statistical judge's tests: one-sided exact test on 5xx counts, grouped Mann-Whitney U, alpha per look."""
 
 from __future__ import annotations
 
@@ -10,22 +10,54 @@ from statistics import NormalDist
 _NEGLIGIBLE = 1e-17  # a tail term this small relative to the sum so far no longer changes a float
 
 
-def fisher_exact_greater(canary_errors: int, canary_requests: int, stable_errors: int, stable_requests: int) -> float:
-    """One-sided p-value that the canary fails more often: P(X >= canary_errors), X hypergeometric given the totals."""
-    population, errors, drawn = canary_requests + stable_requests, canary_errors + stable_errors, canary_requests
-    low, high = max(0, drawn - (population - errors)), min(errors, drawn)
-    if canary_errors <= low:
+@dataclass(frozen=True)
+class ErrorCounts:
+    """Whole-request 5xx counts over the conclusive intervals so far, with the canary's latest interval apart."""
+
+    canary_errors: int
+    canary_requests: int
+    stable_errors: int
+    stable_requests: int
+    latest_errors: int
+    latest_requests: int
+
+
+def error_rate_p_value(errors: ErrorCounts) -> float:
+    """Fisher's one-sided p-value with ties in the canary's error total broken by its latest interval: exact, finer.
+
+    P(S > s) + P(S = s) P(L >= l | S = s): S the canary's share of all errors (hypergeometric given the totals),
+    L how many of the canary's S errors fall among its latest interval's requests (hypergeometric given S).
+    """
+    population, total = errors.canary_requests + errors.stable_requests, errors.canary_errors + errors.stable_errors
+    s, drawn = errors.canary_errors, errors.canary_requests
+    above = hypergeometric_upper_tail(s + 1, population, total, drawn)
+    tied = hypergeometric_pmf(s, population, total, drawn)
+    latest_as_bad = hypergeometric_upper_tail(errors.latest_errors, drawn, s, errors.latest_requests)
+    return min(1.0, above + tied * latest_as_bad)
+
+
+def hypergeometric_upper_tail(x: int, population: int, successes: int, drawn: int) -> float:
+    """P(X >= x) for X the successes among `drawn` of `population` items, `successes` of them successes."""
+    low, high = max(0, drawn - (population - successes)), min(successes, drawn)
+    if x <= low:
         return 1.0
-    if canary_errors > high:
+    if x > high:
         return 0.0
-    if canary_errors > drawn * errors / population:
-        return min(1.0, _tail_sum(canary_errors, high, population, errors, drawn))
-    return max(0.0, 1.0 - _tail_sum(canary_errors - 1, low, population, errors, drawn))
+    if x > drawn * successes / population:
+        return min(1.0, _tail_sum(x, high, population, successes, drawn))
+    return max(0.0, 1.0 - _tail_sum(x - 1, low, population, successes, drawn))
+
+
+def hypergeometric_pmf(x: int, population: int, successes: int, drawn: int) -> float:
+    """P(X = x) for the same X."""
+    if x < max(0, drawn - (population - successes)) or x > min(successes, drawn):
+        return 0.0
+    return math.exp(_log_choose(successes, x) + _log_choose(population - successes, drawn - x) - _log_choose(population, drawn))
 
 
 def _tail_sum(start: int, end: int, population: int, errors: int, drawn: int) -> float:
     """Sum of hypergeometric probabilities from `start` toward `end` (either direction), away from the mode."""
-    term = math.exp(_log_choose(errors, start) + _log_choose(population - errors, drawn - start) - _log_choose(population, drawn))
+    term = hypergeometric_pmf(start, population, errors, drawn)
     step = 1 if end >= start else -1
     total, x = 0.0, start
     while True:
@@ -73,6 +105,14 @@ def upper_p_value(deviation: float, variance: float) -> float:
     return NormalDist().cdf(-deviation / math.sqrt(variance))
 
 
-def look_alpha(budget: float, look: int) -> float:
-    """What look 1, 2, 3 ... may spend of `budget`: budget / (look (look + 1)); all looks together spend `budget`."""
-    return budget / (look * (look + 1))
+def look_alpha(budget: float, look: int, first_shares_percent: Sequence[float]) -> float:
+    """What look 1, 2, 3 ... may spend of `budget`; all looks together spend `budget`, whatever their number.
+
+    Looks 1 to m spend their shares of it; every later look k spends the rest r as r m / ((k - 1) k), whose sum
+    over k > m is r.
+    """
+    m = len(first_shares_percent)
+    if look <= m:
+        return budget * first_shares_percent[look - 1] / 100
+    rest = budget * (1 - sum(first_shares_percent) / 100)
+    return rest * m / ((look - 1) * look)

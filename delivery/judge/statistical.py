@@ -68,7 +68,9 @@ class StatisticalJudge:
             self.latencies.add_canary_alone(canary.latency_buckets, stable.latency_buckets)
         budget = self.settings.false_rollback_percent / 100
         latency_budget = budget * self.settings.latency_share_percent / 100
-        error_alpha, latency_alpha = look_alpha(budget - latency_budget, self.looks), look_alpha(latency_budget, self.looks)
+        shares = self.settings.look_shares_percent
+        error_alpha = look_alpha(budget - latency_budget, self.looks, shares)
+        latency_alpha = look_alpha(latency_budget, self.looks, shares)
         min_latency_increase = self.settings.min_latency_increase_percent
         findings = [
             self.errors.test(error_alpha, self.settings.min_error_rate_increase_points),

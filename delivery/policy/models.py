@@ -333,10 +333,20 @@ class StatisticalJudgeSettings(Strict):
     """The statistical judge (docs/judges.md): canary against stable, false rollbacks at most `false_rollback_percent`."""
 
     false_rollback_percent: float = Field(default=1, gt=0, lt=100, description="over a whole canary, any length")
-    latency_share_percent: float = Field(default=20, gt=0, lt=100, description="of that budget for latency; the rest for 5xx")
+    latency_share_percent: float = Field(default=5, gt=0, lt=100, description="of that budget for latency; the rest for 5xx")
+    look_shares_percent: list[Annotated[float, Field(gt=0)]] = Field(
+        default=[5, 85], min_length=1, description="of each test's budget for looks 1, 2, ...; the rest spread over all later looks"
+    )
     min_error_rate_increase_points: float = Field(default=0.1, ge=0, description="smaller 5xx-rate increases never roll back")
     min_latency_increase_percent: float = Field(default=5, ge=0, description="smaller mean-latency increases never roll back")
     min_requests: int = Field(default=100, ge=1, description="per side and interval; fewer is inconclusive")
+
+    @field_validator("look_shares_percent")
+    @classmethod
+    def _leaves_some_for_later_looks(cls, shares: list[float]) -> list[float]:
+        if sum(shares) >= 100:
+            raise ValueError(f"the shares add up to {sum(shares):g}%: keep them under 100 so that later looks can still roll back")
+        return shares
 
 
 class Canary(Strict):
