@@ -2,10 +2,12 @@
 
 Each conclusive interval is a *look* k = 1, 2, ... at all conclusive intervals so far:
 
-- 5xx: one-sided Fisher exact test on the summed counts (canary's share of all errors, hypergeometric given
-  the totals). Exact at any count, unlike the two-proportion z-test: for 3 canary errors in 1,000 requests
-  against 1 in 9,000 (a 0.05% baseline) the z-test says p = 7e-6, the exact p is 0.004. Pooled over the
-  intervals: assumes stable's 5xx rate does not drift while the canary weight changes.
+- 5xx: one-sided exact test on the summed counts: Fisher's (the canary's share of all errors, hypergeometric
+  given the totals), with ties in that share broken by the canary's latest interval (among tables with as
+  many canary errors, those with more of them in the latest interval count as more extreme; hypergeometric
+  given the share). Exact and much less coarse than Fisher's alone. Unlike the two-proportion z-test it is
+  right at any count: for 3 canary errors in 1,000 requests against 1 in 9,000 the z-test says p = 7e-6, the
+  exact p is 0.004. Pooled over the intervals: assumes stable's 5xx rate does not drift while the weight changes.
 - latency: one-sided Mann-Whitney U on the Istio histogram buckets, each bucket one group of tied
   observations (the same U as expanding every bucket to its count of observations at its midpoint), with the
   tie-corrected variance; per interval U - E[U] and the variances are summed (stratified by interval), so a
@@ -13,10 +15,11 @@ Each conclusive interval is a *look* k = 1, 2, ... at all conclusive intervals s
   in which stable serves too little (a 100% canary weight) is compared with all of stable's earlier
   intervals pooled instead, which assumes stable's latency has not drifted since.
 
-Look k may spend alpha_k = B / (k (k + 1)) of a test's budget B (the 5xx test gets `false_rollback_percent`
-minus `latency_share_percent` of it, latency the share); sum over all k of 1 / (k (k + 1)) = 1. By the union
-bound, for a canary whose 5xx rate is no higher and whose latency is no slower than stable's, P(any rollback,
-over any number of intervals) <= false_rollback_percent (the latency part up to the normal approximation).
+Look k may spend alpha_k of a test's budget B (the 5xx test gets `false_rollback_percent` minus
+`latency_share_percent` of it, latency the share): looks 1 to m their `look_shares_percent` of B, every later
+look the rest r as r m / ((k - 1) k), which sums to r over k > m. By the union bound, for a canary whose 5xx
+rate is no higher and whose latency is no slower than stable's, P(any rollback, over any number of intervals)
+<= false_rollback_percent (the latency part up to the normal approximation).
 A test calls for a rollback only when also the effect reaches the practical minimum (5xx rate +0.1 points,
 mean latency +5% by default), so smaller differences are never rolled back, however certain.
 """
