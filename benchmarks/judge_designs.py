@@ -27,14 +27,9 @@ MIXTURE_RISKS = (1.25, 1.5, 2, 3, 5, 10)  # relative 5xx risks the always-valid 
 
 @dataclass(frozen=True)
 class Look:
-    """The summed counts at one look, with the canary's latest interval apart."""
+    """The summed counts at one look (the canary's latest interval apart), and each interval's."""
 
-    canary_errors: int
-    canary_requests: int
-    stable_errors: int
-    stable_requests: int
-    latest_errors: int
-    latest_requests: int
+    counts: ErrorCounts
     per_interval: tuple[tuple[int, int, int, int], ...]  # (canary errors, canary requests, stable errors, stable requests)
 
 
@@ -42,7 +37,8 @@ Design = Callable[[Look, int], bool]  # (the look, its number) -> rollback
 
 
 def fisher(look: Look) -> float:
-    return hypergeometric_upper_tail(look.canary_errors, look.canary_requests + look.stable_requests, look.canary_errors + look.stable_errors, look.canary_requests)
+    c = look.counts
+    return hypergeometric_upper_tail(c.canary_errors, c.canary_requests + c.stable_requests, c.canary_errors + c.stable_errors, c.canary_requests)
 
 
 def fisher_spending(shares: tuple[float, ...]) -> Design:
@@ -51,8 +47,7 @@ def fisher_spending(shares: tuple[float, ...]) -> Design:
 
 def tie_broken_spending(shares: tuple[float, ...]) -> Design:
     def design(look: Look, k: int) -> bool:
-        counts = ErrorCounts(look.canary_errors, look.canary_requests, look.stable_errors, look.stable_requests, look.latest_errors, look.latest_requests)
-        return error_rate_p_value(counts) <= look_alpha(BUDGET, k, shares)
+        return error_rate_p_value(look.counts) <= look_alpha(BUDGET, k, shares)
 
     return design
 
@@ -106,8 +101,9 @@ def stable_upper_bound(errors: int, requests: int, beta: float) -> float:
 
 def known_rate_berger_boos(look: Look, k: int) -> bool:
     """Stable's rate taken as known up to its upper bound: p = P(canary errors >= x | the bound) + beta (Berger and Boos)."""
-    bound = stable_upper_bound(look.stable_errors, look.stable_requests, BERGER_BOOS_BETA)
-    p = binomial_upper_tail(look.canary_errors, look.canary_requests, bound) + BERGER_BOOS_BETA
+    c = look.counts
+    bound = stable_upper_bound(c.stable_errors, c.stable_requests, BERGER_BOOS_BETA)
+    p = binomial_upper_tail(c.canary_errors, c.canary_requests, bound) + BERGER_BOOS_BETA
     return p <= look_alpha(BUDGET, k, FRONT_LOADED)
 
 
@@ -131,7 +127,7 @@ def caught_by_interval_2(design: Design, canary_rate: float, stable_rate: float,
             stable = binomial(rng, requests * STABLE_SHARE, stable_rate)
             intervals.append((canary, requests, stable, requests * STABLE_SHARE))
             sums = [sum(column) for column in zip(*intervals)]
-            if design(Look(*sums, canary, requests, tuple(intervals)), k):
+            if design(Look(ErrorCounts(*sums, canary, requests), tuple(intervals)), k):
                 caught += 1
                 break
     return caught / samples
