@@ -222,25 +222,35 @@ class Stack:
 
 
 @contextmanager
+def prefect_server(work: Path) -> Iterator[PrefectRest]:
+    """`prefect server start` on SQLite in `work/server-home` (log in `work/logs`), until healthy; its REST API."""
+    log = work / "logs" / "server.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    port = str(free_port())
+    command = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", port]
+    server = launch(command, clean_env(work / "server-home"), log)
+    try:
+        api = PrefectRest(f"http://127.0.0.1:{port}/api")
+        wait_started(api.healthy, server, log, "the Prefect server")
+        yield api
+    finally:
+        stop([server])
+
+
+@contextmanager
 def release_stack(work: Path, policy_data: dict, passing_tags: tuple[str, ...] = (), zombie_after_seconds: float = 90) -> Iterator[Stack]:
     """Start the stack under `work` (logs in `work/logs`), releasing to production with `policy_data`."""
     logs = work / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     policy_file = work / "policy.yaml"
     policy_file.write_text(yaml.safe_dump(policy_data, sort_keys=False))
-    port = str(free_port())
-    api_url = f"http://127.0.0.1:{port}/api"
     alerts: list[dict] = []
     with ExitStack() as started:
-        server_command = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", port]
-        server = launch(server_command, clean_env(work / "server-home"), logs / "server.log")  # SQLite in its home
-        started.callback(stop, [server])
+        api = started.enter_context(prefect_server(work))
         endpoints = started.enter_context(sandbox_process(work, policy_file))
         teams = started.enter_context(webhook_stand_in(alerts))
         mailbox = started.enter_context(CodeMailbox())
-        api = PrefectRest(api_url)
-        wait_started(api.healthy, server, logs / "server.log", "the Prefect server")
-        env = {**clean_env(work / "client-home"), "PREFECT_API_URL": api_url,
+        env = {**clean_env(work / "client-home"), "PREFECT_API_URL": api.api_url,
                "TRIPGEN_ZOMBIE_AFTER_SECONDS": f"{zombie_after_seconds:g}"}
         with (logs / "register.log").open("wb") as out:
             registered = subprocess.run([sys.executable, "-m", "delivery.cli", "deployments", "register"], env=env, cwd=REPO,

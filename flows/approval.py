@@ -23,6 +23,7 @@ from delivery.notify.credentials import PrefectSecrets
 from delivery.policy.models import Approvals
 from delivery.release.describe import approval_status
 from delivery.release.runtime import runtime
+from delivery.timing import timed
 from tasks.notifications import alert, send_alert
 from tasks.records import audit
 
@@ -58,12 +59,13 @@ def collect_approvals(policy: Approvals, kind: Kind, initiator: str, tag: str, c
         asked += 1
         form = ApprovalForm.with_initial_data(description=context_markdown + approval_status(approvals), approve=True)
         try:
-            answer = pause_flow_run(
-                wait_for_input=form,
-                timeout=int(remaining),
-                poll_interval=policy.poll_interval.total_seconds(),  # type: ignore[arg-type]  (a float sleeps as well)
-                key=f"approval-{asked}",
-            )
+            with timed("approvals"):
+                answer = pause_flow_run(
+                    wait_for_input=form,
+                    timeout=int(remaining),
+                    poll_interval=policy.poll_interval.total_seconds(),  # type: ignore[arg-type]  (a float sleeps as well)
+                    key=f"approval-{asked}",
+                )
         except FlowPauseTimeout:
             approvals.consider_timeout(policy.timeout)
             resume_after_timeout("approval timed out: recording the rejection")

@@ -30,6 +30,7 @@ from delivery.release.canary import PROMOTED, canary_steps
 from delivery.release.canary_schedule import Analyse, AskPerson, SetWeight, canary_schedule, judge_interval
 from delivery.release.runtime import runtime
 from delivery.release.state import ProductionOutcome, ReleaseFailed, ReleasePlan, SwitchResult, WatchResult
+from delivery.timing import timed
 from flows.approval import refuse, resume_after_timeout, send_codes
 from tasks.canary import analyse_interval, deploy_canary, promote_canary, set_canary_weight
 from tasks.records import audit
@@ -147,12 +148,13 @@ def decide(run: CanaryRun, why: str) -> str:
     while True:
         form = CanaryDecision.with_initial_data(description=f"## {run.service} canary of {run.tag}\n\nManual point: {why}.\n", action="continue")
         try:
-            answer = pause_flow_run(
-                wait_for_input=form,
-                timeout=int(policy.approvals.timeout.total_seconds()),
-                poll_interval=policy.approvals.poll_interval.total_seconds(),  # type: ignore[arg-type]
-                key=f"canary-{run.service}-{next(run.pauses)}",
-            )
+            with timed("approvals"):
+                answer = pause_flow_run(
+                    wait_for_input=form,
+                    timeout=int(policy.approvals.timeout.total_seconds()),
+                    poll_interval=policy.approvals.poll_interval.total_seconds(),  # type: ignore[arg-type]
+                    key=f"canary-{run.service}-{next(run.pauses)}",
+                )
         except FlowPauseTimeout:
             resume_after_timeout("canary manual point timed out: restoring stable")
             raise ReleaseFailed(f"{run.service}: no decision at the manual point ({why}) within {policy.approvals.timeout}") from None

@@ -13,6 +13,7 @@ from kubernetes.client.exceptions import ApiException
 from tenacity import Retrying, retry_if_exception
 
 from delivery.retry import retry_after_seconds, retrying
+from delivery.timing import timed
 
 T = TypeVar("T")
 
@@ -51,7 +52,8 @@ class KubeConnection:
 
     def call(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
         """Call an API method, retrying 429 (honouring Retry-After), 5xx, resets and timeouts."""
-        return self._retrying()(fn, *args, **kwargs)
+        with timed("cluster API"):
+            return self._retrying()(fn, *args, **kwargs)
 
     def _retrying(self) -> Retrying:
         return retrying(
@@ -65,14 +67,14 @@ class KubeConnection:
         )
 
 
-_TRANSIENT_ERRORS = (urllib3.exceptions.ProtocolError, urllib3.exceptions.TimeoutError,
+TRANSIENT_ERRORS = (urllib3.exceptions.ProtocolError, urllib3.exceptions.TimeoutError,
                      urllib3.exceptions.MaxRetryError, ConnectionError)
 
 
 def _transient(error: BaseException) -> bool:
     if isinstance(error, ApiException):
         return error.status in TRANSIENT_STATUS
-    return isinstance(error, _TRANSIENT_ERRORS)
+    return isinstance(error, TRANSIENT_ERRORS)
 
 
 def is_transient(error: BaseException) -> bool:

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from kubernetes import watch
 from kubernetes.client import V1Deployment
 from kubernetes.client.exceptions import ApiException
 
-from delivery.kube.connection import KubeConnection
+from delivery.kube.connection import TRANSIENT_ERRORS, KubeConnection
+from delivery.timing import timed
 
 REVISION = "deployment.kubernetes.io/revision"
+WATCH_SLACK = 5  # seconds the client waits beyond a watch's own timeout before giving up on the connection
 _UNDO_SKIPPED_ANNOTATIONS = {REVISION, "deployment.kubernetes.io/desired-replicas",
                              "deployment.kubernetes.io/max-replicas", "kubectl.kubernetes.io/last-applied-configuration"}
 
@@ -68,21 +72,38 @@ class Deployments:
 
     def rollout_status(self, namespace: str, name: str) -> RolloutResult:
         """One look at the rollout, by `kubectl rollout status`'s rule."""
-        deployment = self.get(namespace, name)
-        if deployment is None:
-            return RolloutResult(False, True, f'deployment "{name}" not found in {namespace}')
-        return rollout_state(deployment)
+        return found_rollout_state(self.get(namespace, name), namespace, name)
 
     def wait_rolled_out(self, namespace: str, name: str, timeout: float, poll: float = 0.5) -> RolloutResult:
-        """Wait until rolled out, the progress deadline is exceeded, or `timeout` seconds pass."""
+        """Wait until rolled out, the progress deadline is exceeded, or `timeout` seconds pass: a look at each change
+        the Deployment's watch reports (a look every `poll` seconds while watching fails)."""
         deadline = self._clock() + timeout
-        while True:
-            state = self.rollout_status(namespace, name)
-            if state.done or state.failed:
-                return state
-            if self._clock() >= deadline:
-                return RolloutResult(False, True, f"timed out after {timeout:g}s: {state.message}")
+        with timed("pod readiness"):
+            deployment = self.get(namespace, name)
+            while True:
+                state = found_rollout_state(deployment, namespace, name)
+                if state.done or state.failed:
+                    return state
+                if (left := deadline - self._clock()) <= 0:
+                    return RolloutResult(False, True, f"timed out after {timeout:g}s: {state.message}")
+                deployment = self._next_change(deployment, left, poll)
+
+    def _next_change(self, deployment: V1Deployment, seconds: float, poll: float) -> V1Deployment | None:
+        """The Deployment after its next change, or as it is after `seconds` without one (`poll` after a failed watch)."""
+        meta = deployment.metadata
+        stream = watch.Watch().stream(self.conn.apps.list_namespaced_deployment, meta.namespace,
+                                      field_selector=f"metadata.name={meta.name}", resource_version=meta.resource_version,
+                                      timeout_seconds=max(1, math.ceil(seconds)), _request_timeout=seconds + WATCH_SLACK)
+        try:
+            for event in stream:
+                if event["type"] == "ERROR":  # e.g. the version read is too old to watch from: look again
+                    break
+                return None if event["type"] == "DELETED" else event["object"]
+        except (ApiException, *TRANSIENT_ERRORS):
             self.conn.sleep(poll)
+        finally:
+            stream.close()
+        return self.get(meta.namespace, meta.name)
 
     def selector_of(self, namespace: str, name: str) -> dict[str, str]:
         """The labels of the Deployment's pods (its spec.selector.matchLabels)."""
@@ -131,6 +152,13 @@ class Deployments:
                 return False
             raise
         return True
+
+
+def found_rollout_state(deployment: V1Deployment | None, namespace: str, name: str) -> RolloutResult:
+    """`rollout_state`, or failed when the Deployment does not exist."""
+    if deployment is None:
+        return RolloutResult(False, True, f'deployment "{name}" not found in {namespace}')
+    return rollout_state(deployment)
 
 
 def rollout_state(deployment: V1Deployment) -> RolloutResult:

@@ -12,6 +12,7 @@ import httpx
 from tenacity import retry_if_exception_type, retry_if_result
 
 from delivery.retry import retrying
+from delivery.timing import timed
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,8 @@ class PrometheusClient:
             sleep=self._sleep,
         )
         try:
-            response = policy(self._http.get, path, params=params)
+            with timed("metrics"):
+                response = policy(self._http.get, path, params=params)
         except httpx.TimeoutException:
             raise _Unanswered(f"Prometheus at {self.base_url} timed out after {attempts} attempt(s)") from None
         except httpx.TransportError as err:

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import httpx
 
+from delivery.timing import timed
+
 
 @dataclass(frozen=True)
 class ProbeResult:
@@ -34,7 +36,8 @@ class Prober:
         """(status or None on a transport error, seconds taken, a short detail)."""
         started = time.perf_counter()
         try:
-            response = self.http.get(f"{self.base_url}{path}", headers={"Host": host, **(headers or {})})
+            with timed("probes"):
+                response = self.http.get(f"{self.base_url}{path}", headers={"Host": host, **(headers or {})})
         except httpx.HTTPError as err:
             return None, time.perf_counter() - started, f"{type(err).__name__}"
         seconds = time.perf_counter() - started
@@ -48,7 +51,8 @@ class Prober:
             if status is not None and 200 <= status < 300:
                 return ProbeResult(f"health {host}{path}", True, f"{detail} on try {attempt}", seconds)
             if attempt < attempts:
-                self._sleep(interval)
+                with timed("probes"):
+                    self._sleep(interval)
         return ProbeResult(f"health {host}{path}", False, f"{detail} after {attempts} tries")
 
     def response_time(self, host: str, path: str, limit: float) -> ProbeResult:
