@@ -1,9 +1,9 @@
 """Where a release's wall time goes when every policy wait is zero: Prefect, cluster API, pod readiness, probes, ...
 
-    python -m benchmarks.release_overhead [--work DIR]
+    python -m benchmarks.release_overhead [--work DIR] [--database postgres|sqlite]
 
-Starts `prefect server start` (SQLite) and the sandbox (shipped scenario: pods ready 500 ms after they start) in
-a temporary directory (`--work` keeps it), then releases all four services through the `release` flow, called in
+Starts `prefect server start` (on a PostgreSQL it starts with the machine's binaries, or `--database sqlite`)
+and the sandbox (shipped scenario: pods ready 500 ms after they start) in a temporary directory (`--work` keeps it), then releases all four services through the `release` flow, called in
 this process as a worker's flow-run process calls it: first blue-green (v1.2.0), then canary (v1.3.0). The policy
 is policies/demo.yaml with every wait at zero: one watch check right after each switch (interval 1 ms, its
 inconclusive verdict tolerated), no grace, no health retry pause, canary stages of one 1 ms analysis interval,
@@ -35,6 +35,7 @@ from pathlib import Path
 import yaml
 
 from benchmarks.stack import REPO, overlay, prefect_server, reports_with
+from delivery.localdb import LocalPostgres
 from delivery.code_mailbox import CodeMailbox
 from delivery.prefect_rest import PrefectRest
 from delivery.sandbox.endpoints import Endpoints
@@ -59,6 +60,7 @@ RECORDED_BOUND = 30  # seconds for the server to record every task run's final s
 PARTS = ("Prefect", "cluster API", "pod readiness", "probes", "metrics", "approvals", "task")
 PRIORITY = ("approvals", "pod readiness", "probes", "metrics", "cluster API", "task")  # the first in progress gets an instant
 TARGET_WALL, TARGET_PREFECT_SHARE = 15.0, 30.0  # issue 16: blue-green under 15 s, Prefect's share under 30%
+DATABASE_NAMES = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
 
 
 @dataclass(frozen=True)
@@ -179,9 +181,9 @@ def outcome_of(state: object) -> str:
     return "released" if state.is_completed() else f"{state.type.value}: {state.message}"
 
 
-def print_table(rows: list[Breakdown]) -> None:
+def print_table(rows: list[Breakdown], database: str) -> None:
     print(f"release overhead: {' + '.join(SERVICES)} on the sandbox, every policy wait zero; the release flow called in "
-          f"this process against `prefect server start` (SQLite); {os.cpu_count()} cores; worker pickup and process start not included")
+          f"this process against `prefect server start` ({DATABASE_NAMES[database]}); {os.cpu_count()} cores; worker pickup and process start not included")
     print(f"{'release':<18} {'wall s':>7} " + " ".join(f"{part:>13}" for part in PARTS) + f" {'tasks':>6} {'API calls':>9}  outcome")
     for row in rows:
         cells = " ".join(f"{row.seconds[part]:>6.2f} {row.share(part):>4.0f}%" for part in PARTS)
@@ -208,13 +210,22 @@ def settings(work: Path, policy_file: Path, endpoints: Endpoints, mailbox: CodeM
             "PREFECT_API_URL": api.api_url, "PREFECT_HOME": str(work / "client-home")}
 
 
-def measure(work: Path) -> list[Breakdown]:
+def server_database(started: ExitStack, work: Path, database: str) -> str | None:
+    """The Prefect server's database URL: None for SQLite, else a PostgreSQL the benchmark starts under `work`."""
+    if database == "sqlite":
+        return None
+    work.chmod(work.stat().st_mode | 0o011)  # the server runs as the postgres user (a temporary dir is 0700)
+    postgres = started.enter_context(LocalPostgres(work / "postgres"))
+    return postgres.create_database("prefect").replace("postgresql://", "postgresql+asyncpg://", 1)
+
+
+def measure(work: Path, database: str) -> list[Breakdown]:
     work.mkdir(parents=True, exist_ok=True)
     policy_file = work / "policy.yaml"
     policy = overlay(yaml.safe_load((REPO / "policies" / "demo.yaml").read_text()), ZERO_WAITS)
     policy_file.write_text(yaml.safe_dump(policy, sort_keys=False))
     with ExitStack() as started:
-        api = started.enter_context(prefect_server(work))
+        api = started.enter_context(prefect_server(work, server_database(started, work, database)))
         endpoints = started.enter_context(sandbox_process(work, policy_file))
         mailbox = started.enter_context(CodeMailbox())
         os.environ.update(settings(work, policy_file, endpoints, mailbox, api))
@@ -228,10 +239,12 @@ def measure(work: Path) -> list[Breakdown]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, help="run the stack in this directory and keep it (logs, audit log)")
+    parser.add_argument("--database", choices=("sqlite", "postgres"), default="postgres",
+                        help="the Prefect server's: SQLite, or a PostgreSQL the benchmark starts with the machine's binaries")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="release-overhead-") as scratch:
-        rows = measure(args.work or Path(scratch))
-    print_table(rows)
+        rows = measure(args.work or Path(scratch), args.database)
+    print_table(rows, args.database)
     return 0 if all(row.outcome == "released" for row in rows) else 1
 
 

@@ -222,13 +222,19 @@ class Stack:
 
 
 @contextmanager
-def prefect_server(work: Path) -> Iterator[PrefectRest]:
-    """`prefect server start` on SQLite in `work/server-home` (log in `work/logs`), until healthy; its REST API."""
+def prefect_server(work: Path, database_url: str | None = None) -> Iterator[PrefectRest]:
+    """`prefect server start` in `work/server-home` (log in `work/logs`), until healthy; its REST API.
+
+    Its database is SQLite in the server home, or `database_url` (postgresql+asyncpg://...).
+    """
     log = work / "logs" / "server.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     port = str(free_port())
     command = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", port]
-    server = launch(command, clean_env(work / "server-home"), log)
+    env = clean_env(work / "server-home")
+    if database_url:
+        env["PREFECT_API_DATABASE_CONNECTION_URL"] = database_url
+    server = launch(command, env, log)
     try:
         api = PrefectRest(f"http://127.0.0.1:{port}/api")
         wait_started(api.healthy, server, log, "the Prefect server")
