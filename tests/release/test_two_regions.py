@@ -13,6 +13,7 @@ from delivery.sandbox.process import sandbox_process
 from tests.release.conftest import (audit_records, digest_image, fast_policy_data, fast_scenario, release_run, set_fault,
                                     set_load)
 from tests.release.test_canary import approve_twice
+from tests.waiting import wait_until
 
 SERVICE = "user-service"
 BASE = f"acrtrpgenprod.azurecr.io/{SERVICE}:v1.0.0"
@@ -59,9 +60,12 @@ def test_a_release_reaches_the_dr_region_after_the_primary(prefect_api, sandbox,
 def test_a_version_faulty_only_in_the_dr_region_is_restored_in_both(prefect_api, sandbox, cluster, dr_region, tmp_path):
     dr_endpoints, dr = dr_region
     set_load(dr_endpoints, 300)
-    set_fault(dr_endpoints, versions={f"{SERVICE}:v1.3.0": {"error_rate_percent": 40}})  # only Korea South's pods fail
     run = release_run("v1.3.0", services=[SERVICE], initiator="demo-dev")
     approve_twice(prefect_api, run)
+    # the fault comes once Korea South's traffic moved, so its watch finds it (before the switch, validation
+    # could: each probe asks up to three times, and at 40% all three fail in 6% of releases)
+    wait_until(lambda: live_in(dr)[0] == "green", 180, "Korea South switched to green")
+    set_fault(dr_endpoints, versions={f"{SERVICE}:v1.3.0": {"error_rate_percent": 40}})  # only Korea South's pods fail
     state = run.join(240)
     assert state.is_failed() and "rolled back" in state.message and "region korea-south:" in state.message, state.message
     assert live_in(cluster[0].conn) == ("blue", BASE) and live_in(dr) == ("blue", BASE)
